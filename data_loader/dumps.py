@@ -1,0 +1,83 @@
+"""Where step 1 puts its outputs, and the one loader every later step uses.
+
+Layout (the split files sit next to the input, as in the original; the rest under the output folder):
+
+    {dataset_dir}/orig/train.json, orig/val.json       the 90/10 split of train.json
+    {dataset_dir}/questions/val.json, answers/val.json  the masked local validation questions and their answers
+    {output_dir}/dumps/meta.json                        sizes, thresholds, source hashes, format version
+    {output_dir}/dumps/vocab.json                       model-1 label vocabulary (data_loader/vocab.py)
+    {output_dir}/dumps/plylst_title_bpe.model|.vocab    SentencePiece BPE model (+ plylst_titles.txt)
+    {output_dir}/dumps/song_issue_dates.npy             int32 [S] corrected issue date of every vocab song (YYYYMMDD)
+    {output_dir}/dumps/train.npz                        orig/train.json as Playlists
+    {output_dir}/dumps/val_questions.npz                questions/val.json as Playlists
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+from data_loader.jsonio import InputError, load_json
+from data_loader.playlists import Playlists
+from data_loader.title import load_sentencepiece
+from data_loader.vocab import Vocab
+
+DUMP_FORMAT_VERSION = 1
+
+
+def dumps_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "dumps"
+
+
+@dataclass
+class Dumps:
+    """Lazy view of a dumps folder; each artefact is read on first use."""
+
+    dir: Path
+    meta: dict
+
+    @cached_property
+    def vocab(self) -> Vocab:
+        return Vocab.load(self.dir / "vocab.json")
+
+    @cached_property
+    def sp(self) -> spm.SentencePieceProcessor:
+        return load_sentencepiece(self.dir / "plylst_title_bpe.model")
+
+    @cached_property
+    def song_issue_dates(self) -> np.ndarray:
+        """int32 [S]: a song is filtered out of a playlist's candidates when its date > the playlist's updt."""
+        return np.load(self.dir / "song_issue_dates.npy")
+
+    @cached_property
+    def train(self) -> Playlists:
+        return Playlists.load(self.dir / "train.npz")
+
+    @cached_property
+    def val_questions(self) -> Playlists:
+        return Playlists.load(self.dir / "val_questions.npz")
+
+    @property
+    def val_answers_path(self) -> Path:
+        return Path(self.meta["paths"]["val_answers"])
+
+    @property
+    def val_questions_path(self) -> Path:
+        return Path(self.meta["paths"]["val_questions"])
+
+
+def load_dumps(output_dir: str | Path) -> Dumps:
+    """Open the dumps of a step-1 run, refusing ones written by another format version."""
+    d = dumps_dir(output_dir)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        raise InputError(f"{meta_path}: not found; run step 1 first: python data_loader/dump_datasets.py "
+                         f"--output_dir={output_dir}")
+    meta = load_json(meta_path)
+    if meta.get("format_version") != DUMP_FORMAT_VERSION:
+        raise InputError(f"{meta_path}: dump format {meta.get('format_version')} but this code reads "
+                         f"{DUMP_FORMAT_VERSION}; rerun step 1")
+    return Dumps(d, meta)

@@ -1,0 +1,48 @@
+"""The one interface both models share, so that trainers, validation and the ensemble never branch on model type.
+
+A batch is a dict of CPU or device tensors built by the data code (data_loader/) or by `question_batch`:
+
+    ids              long [B, L]   input token ids (model-specific layout, padded)
+    song_targets     long [2, P]   (row, song index in [0,S)) of every positive song        -- training only
+    tag_targets      long [2, P]   (row, tag index in [0,T), i.e. label id - S)            -- training only
+    artist_targets   long [2, P]   (row, artist index in [0,A), i.e. label id - S - T)     -- model 1 training only
+    mlm_positions    long [2, M]   (row, column) of the masked title pieces                -- model 2 MLM only
+    mlm_labels       long [M]      the original piece id at each masked position           -- model 2 MLM only
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_loader.playlists import Playlists
+
+
+class PlaylistModel(nn.Module):
+    """Base class: subclasses set `name` and `config` and implement the four methods below."""
+
+    name: ClassVar[str]
+    config: Any  # the model's config dataclass; a model is rebuilt from it alone: type(model)(config)
+
+    def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, plain loss for logging). `ranking_weight` > 0 adds the top-100 ranking term."""
+        raise NotImplementedError
+
+    def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-sigmoid logits: songs [B, S], tags [B, T]. Call under eval() and no_grad() for inference."""
+        raise NotImplementedError
+
+    @staticmethod
+    def accepts(q: Playlists) -> np.ndarray:
+        """bool [N]: the questions this model answers (the ensemble's routing rule)."""
+        raise NotImplementedError
+
+    def question_batch(self, q: Playlists, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """The inference batch (CPU tensors) for questions `rows` of `q`; every item of the question is input."""
+        raise NotImplementedError
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
