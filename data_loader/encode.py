@@ -28,8 +28,10 @@ def artists_csr(songs: CSR, vocab: Vocab) -> CSR:
     arts = sa.take(songs.values).values.astype(np.int64)
     if len(arts) == 0:
         return CSR(np.zeros(0, np.int32), np.zeros(len(songs) + 1, np.int64))
-    # unique (row, artist) pairs, sorted by row then artist
-    key = np.unique(rows * vocab.size + arts)
+    # unique (row, artist) pairs, sorted by row then artist; sort + dedupe, since numpy 2.x's np.unique takes a
+    # hash-set path that is ~30x slower on millions of distinct keys
+    key = np.sort(rows * vocab.size + arts)
+    key = key[np.concatenate(([True], key[1:] != key[:-1]))]
     urows = key // vocab.size
     offsets = np.zeros(len(songs) + 1, dtype=np.int64)
     np.cumsum(np.bincount(urows, minlength=len(songs)), out=offsets[1:])

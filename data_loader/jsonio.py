@@ -27,8 +27,8 @@ def load_json(path: str | os.PathLike) -> Any:
         raise InputError(f"{path}: file not found")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return json.load(f)
+        with opener(path, "rb") as f:
+            return json.loads(f.read())  # from bytes: ~25% faster than a text-mode file on 100+ MB inputs
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except (UnicodeDecodeError, OSError, EOFError) as e:
@@ -46,33 +46,23 @@ def _to_builtin(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-    """Open a temporary sibling of `path` for writing; rename it over `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        encoding = None if "b" in mode else "utf-8"
-        with open(tmp, mode, encoding=encoding) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Like `atomic_write`, for writers that want a file name (np.savez, torch.save, sentencepiece)."""
+    """A temporary sibling of `path` to write to (np.savez, torch.save, ...); renamed over `path` only if the
+    block succeeds, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -80,7 +70,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+    """Like `atomic_path`, but yields the open file (text mode is UTF-8)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
     """Write JSON atomically, UTF-8 with ensure_ascii=False (as the original's util.write_json)."""
+    # json.dumps, not json.dump: only the one-shot encoder runs in C (json.dump is pure Python, ~10x slower)
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, default=_to_builtin)
     with atomic_write(path) as f:
-        json.dump(obj, f, ensure_ascii=False, indent=indent, default=_to_builtin)
+        f.write(text)

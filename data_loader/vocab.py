@@ -40,13 +40,15 @@ class Vocab:
     tags: list[str]
     artists: list[int]  # raw artist ids (artist_id_basket values)
     song_artists: CSR  # [S] rows: artist *label* ids of each vocab song (in-vocab artists only)
-    _song_lookup: np.ndarray = field(init=False, repr=False)
+    _song_sorted: np.ndarray = field(init=False, repr=False)
+    _song_sorted_labels: np.ndarray = field(init=False, repr=False)
     _tag_lookup: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        top = max(self.songs, default=-1) + 1
-        self._song_lookup = np.full(top, -1, dtype=np.int64)
-        self._song_lookup[np.asarray(self.songs, dtype=np.int64)] = np.arange(len(self.songs))
+        # sorted raw ids + their labels: a searchsorted lookup works for any id range (user data too)
+        raw = np.asarray(self.songs, dtype=np.int64)
+        order = np.argsort(raw, kind="stable")
+        self._song_sorted, self._song_sorted_labels = raw[order], order
         self._tag_lookup = {t: self.n_songs + i for i, t in enumerate(self.tags)}
 
     # sizes and special ids ----------------------------------------------------------------------------
@@ -77,10 +79,10 @@ class Vocab:
     def song_labels(self, raw: np.ndarray) -> np.ndarray:
         """Raw song ids -> label ids, -1 where out of vocabulary (vectorised)."""
         raw = np.asarray(raw, dtype=np.int64)
-        out = np.full(raw.shape, -1, dtype=np.int64)
-        ok = (raw >= 0) & (raw < len(self._song_lookup))
-        out[ok] = self._song_lookup[raw[ok]]
-        return out
+        if len(self._song_sorted) == 0:
+            return np.full(raw.shape, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._song_sorted, raw), len(self._song_sorted) - 1)
+        return np.where(self._song_sorted[pos] == raw, self._song_sorted_labels[pos], -1)
 
     def tag_label(self, tag: str) -> int:
         return self._tag_lookup.get(tag, -1)

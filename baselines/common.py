@@ -1,0 +1,118 @@
+"""What every baseline shares: reading the split, popularity rankings, topping lists up, writing results.json.
+
+A baseline is a function `recommend(train, questions, song_meta) -> list of {"id", "songs", "tags"}` over the
+raw JSON records; `main` wraps it as the same CLI for all of them (python -m baselines.<name>), reading
+{dataset_dir}/orig/train.json (the 90% split of step 1) and writing a results file the official evaluate.py accepts.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Hashable, Iterable, Literal, Sequence
+
+from data_loader.jsonio import InputError, load_json, write_json
+from data_loader.schema import validate_playlists, validate_song_meta
+from data_loader.split import split_paths
+
+N_SONGS, N_TAGS = 100, 10
+
+Recommender = Callable[[list[dict], list[dict], "list[dict] | None"], list[dict]]
+SongMeta = Literal["unused", "optional", "required"]  # whether a baseline reads song_meta.json
+
+
+def popularity(lists: Iterable[Sequence[Hashable]]) -> list:
+    """Items by descending number of occurrences, ties in first-seen order (Counter.most_common, as the official)."""
+    return [item for item, _ in Counter(item for items in lists for item in items).most_common()]
+
+
+def top_up(first: Iterable, fallback: Iterable, seen: Iterable, k: int) -> list:
+    """The first `k` distinct items of `first` then `fallback`, skipping `seen` ones."""
+    out, skip = [], set(seen)
+    for source in (first, fallback):
+        for item in source:
+            if item not in skip:
+                out.append(item)
+                skip.add(item)
+                if len(out) == k:
+                    return out
+    return out
+
+
+def answer(q: dict, songs: Iterable, tags: Iterable, song_pop: Sequence, tag_pop: Sequence) -> dict:
+    """One result record: the ranked songs / tags minus the question's own, topped up from popularity.
+
+    Raises InputError when even the whole popularity ranking cannot supply 100 songs / 10 tags.
+    """
+    rec = {"id": q["id"], "songs": top_up(songs, song_pop, q["songs"], N_SONGS),
+           "tags": top_up(tags, tag_pop, q["tags"], N_TAGS)}
+    if len(rec["songs"]) < N_SONGS or len(rec["tags"]) < N_TAGS:
+        raise InputError(f"playlist id {q['id']}: the training playlists hold too few distinct songs or tags "
+                         f"to recommend {N_SONGS} / {N_TAGS} unseen ones")
+    return rec
+
+
+def load_split(dataset_dir: str | Path, question_path: str | Path | None = None,
+               song_meta: SongMeta = "optional") -> tuple[list[dict], list[dict], list[dict] | None]:
+    """(orig/train.json, the questions, song_meta.json or None when absent or unused), validated."""
+    train_path = split_paths(dataset_dir)["orig_train"]
+    question_path = Path(question_path or split_paths(dataset_dir)["val_questions"])
+    if not train_path.is_file():
+        raise InputError(f"{train_path}: not found; run step 1 (python data_loader/dump_datasets.py "
+                         f"--dataset_dir={dataset_dir}) to make the split")
+    train, questions = load_json(train_path), load_json(question_path)
+    validate_playlists(train, str(train_path))
+    validate_playlists(questions, str(question_path), require_nonempty=False)
+    meta_path = Path(dataset_dir) / "song_meta.json"
+    if song_meta == "unused" or (song_meta == "optional" and not meta_path.is_file()):
+        return train, questions, None
+    if not meta_path.is_file():
+        raise InputError(f"{meta_path}: not found; this baseline needs song genres")
+    meta = load_json(meta_path)
+    validate_song_meta(meta, str(meta_path))
+    return train, questions, meta
+
+
+def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_path: str | None = None,
+                 out_path: str = "reco_result/results.json", song_meta: SongMeta = "optional",
+                 name: str = "baseline") -> list[dict]:
+    """Load the split, recommend, write results.json atomically; returns the results."""
+    start = time.perf_counter()
+    train, questions, meta = load_split(dataset_dir, question_path, song_meta)
+    results = recommend(train, questions, meta)
+    write_json(out_path, results)
+    print(f"{name}: {len(results)} recommendations -> {out_path} "
+          f"({time.perf_counter() - start:.1f}s)")
+    return results
+
+
+def exits_on_input_error(main: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a CLI function: bad input becomes a one-line error and exit status 1 instead of a traceback."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs) -> None:
+        try:
+            main(*args, **kwargs)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapped
+
+
+def cli(recommend: Recommender, name: str, song_meta: SongMeta = "optional") -> Callable[..., None]:
+    """The fire entry of a baseline without options of its own."""
+
+    @exits_on_input_error
+    def main(dataset_dir: str = "dataset", question_path: str | None = None,
+             out_path: str = "reco_result/results.json") -> None:
+        """Args:
+            dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.
+            question_path: question file; default {dataset_dir}/questions/val.json.
+            out_path: results file to write.
+        """
+        run_baseline(recommend, dataset_dir, question_path, out_path, song_meta, name)
+
+    return main

@@ -1,0 +1,126 @@
+"""Score every method that can run on the same questions and answers, overall and by question type.
+
+Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, and,
+when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
+code with only that member; the questions it does not accept get the cold-start answer).
+
+    python -m baselines.leaderboard [--dataset_dir=dataset] [--output_dir=output] \\
+        [--question_path=dataset/questions/val.json] [--answer_path=dataset/answers/val.json] [--gpu=-1]
+
+Writes {output_dir}/leaderboard/<method>/results.json and the tables to {output_dir}/leaderboard.md.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import fire
+
+from baselines import genre_most_popular, most_popular, playlist_knn
+from baselines.common import load_split
+from data_loader.dumps import load_dumps
+from data_loader.jsonio import InputError, atomic_write, load_json, write_json
+from data_loader.split import split_paths
+from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
+from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
+from trainer.device import pick_device
+
+Method = Callable[[], list[dict]]
+
+
+def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[str, Method | str]]:
+    """(name, method or the reason it is skipped) for the three baselines."""
+    train, questions, song_meta = load_split(dataset_dir, question_path)
+    yield "most_popular", lambda: most_popular.recommend(train, questions, song_meta)
+    if song_meta is None:
+        yield "genre_most_popular", f"skipped: no {Path(dataset_dir) / 'song_meta.json'}"
+    else:
+        yield "genre_most_popular", lambda: genre_most_popular.recommend(train, questions, song_meta)
+    yield "playlist_knn", lambda: playlist_knn.recommend(train, questions, song_meta)
+
+
+def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int) -> Iterator[tuple[str, Method | str]]:
+    """The ensemble (needs both best checkpoints) and each model alone (needs its own)."""
+    ckpts = {run: Path(output_dir) / run / "best.pt" for run in RUNS}
+    have = [run for run in RUNS if ckpts[run].is_file()]
+    if have:
+        device = pick_device(gpu)
+        dumps = load_dumps(output_dir)
+        members = dict(zip(have, load_members(output_dir, dumps, device, have)))
+        q = encode_questions(load_json(question_path), str(question_path), dumps)
+
+    def method(runs: tuple[str, ...]) -> Method | str:
+        if any(run not in have for run in runs):
+            return f"skipped: no {next(ckpts[run] for run in runs if run not in have)}"
+        subset = [members[run] for run in runs]
+        return lambda: to_records(q, recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs), dumps.vocab)
+
+    yield "bert_ensemble", method(RUNS)
+    for run in RUNS:
+        yield f"bert_{run}", method((run,))
+
+
+def markdown(rows: list[tuple[str, dict, float]], skipped: list[tuple[str, str]], question_path: Path) -> str:
+    """The overall table, then one row per method and question type."""
+    lines = [f"# Leaderboard: {question_path}", "",
+             "| method | questions | music nDCG | tag nDCG | score | seconds |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {r['count']} | {r['music_ndcg']:.6f} | {r['tag_ndcg']:.6f} | {r['score']:.6f} | {sec:.1f} |"
+              for name, r, sec in rows]
+    lines += ["", "## By question type", "", "| method | question type | count | music nDCG | tag nDCG | score |",
+              "|---|---|---:|---:|---:|---:|"]
+    for name, r, _ in rows:
+        for qtype in QUESTION_TYPES:
+            if qtype in r["by_type"]:
+                t = r["by_type"][qtype]
+                lines.append(f"| {name} | {qtype} | {t['count']} | {t['music_ndcg']:.6f} | {t['tag_ndcg']:.6f} | "
+                             f"{t['score']:.6f} |")
+    if skipped:
+        lines += ["", "Not run: " + "; ".join(f"{name} ({why})" for name, why in skipped)]
+    return "\n".join(lines) + "\n"
+
+
+def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path: str | None = None,
+         answer_path: str | None = None, gpu: int | None = None, bs: int = 128) -> None:
+    """Run, score and tabulate every method that has what it needs.
+
+    Args:
+        dataset_dir: folder with step 1's split (orig/train.json, questions/, answers/) and optionally song_meta.json.
+        output_dir: dumps and checkpoints come from here; leaderboard.md and leaderboard/ go here.
+        question_path: default {dataset_dir}/questions/val.json.
+        answer_path: default {dataset_dir}/answers/val.json.
+        gpu: device for the BERT models (-1 = CPU; unset = cuda:0 when there is one).
+        bs: question batch size for the BERT models.
+    """
+    paths = split_paths(dataset_dir)
+    question_path = Path(question_path or paths["val_questions"])
+    answers = load_json(answer_path or paths["val_answers"])
+    questions = load_json(question_path)
+    rows, skipped = [], []
+    for name, method in [*baseline_methods(dataset_dir, question_path),
+                         *bert_methods(output_dir, question_path, gpu, bs)]:
+        if isinstance(method, str):
+            print(f"{name}: {method}")
+            skipped.append((name, method.removeprefix("skipped: ")))
+            continue
+        start = time.perf_counter()
+        results = method()
+        seconds = time.perf_counter() - start
+        write_json(Path(output_dir) / "leaderboard" / name / "results.json", results)
+        r = evaluate_from_data(answers, results, questions, rec_name=name)
+        print(f"{name}: score {r['score']:.6f} (music {r['music_ndcg']:.6f}, tag {r['tag_ndcg']:.6f}) "
+              f"in {seconds:.1f}s")
+        rows.append((name, r, seconds))
+    table = markdown(rows, skipped, question_path)
+    with atomic_write(Path(output_dir) / "leaderboard.md") as f:
+        f.write(table)
+    print("\n" + table)
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except (InputError, ResultsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

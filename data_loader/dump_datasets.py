@@ -1,0 +1,173 @@
+"""Step 1: split train.json, build the vocabularies and the title model, and dump everything the trainers read.
+
+    python data_loader/dump_datasets.py [--dataset_dir=dataset] [--output_dir=output]
+
+Reads {dataset_dir}/train.json and, if present, {dataset_dir}/song_meta.json; writes the layout described in
+data_loader/dumps.py (ORIGINAL.md 1.2-1.6). Every input is validated before anything is written, every file is
+written atomically, and dumps/meta.json is removed first and written last, so a folder whose meta.json exists
+always holds one complete, consistent run.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import importlib.metadata
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import fire
+import numpy as np
+
+from data_loader.build_vocab import RECALL, build_vocab
+from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
+from data_loader.encode import encode_playlists
+from data_loader.issue_dates import song_issue_dates
+from data_loader.jsonio import InputError, atomic_path, load_json, write_json
+from data_loader.schema import validate_playlists, validate_song_meta
+from data_loader.split import SPLIT_RATIO, SPLIT_SEED, group_sizes, seeded_split, write_split
+from data_loader.title import SP_VOCAB_SIZE, load_sentencepiece, normalise_title, train_sentencepiece
+
+
+@contextlib.contextmanager
+def _phase(name: str, timings: dict[str, float]) -> Iterator[None]:
+    start, cpu = time.perf_counter(), time.process_time()
+    yield
+    timings[name] = time.perf_counter() - start
+    print(f"  {name}: {timings[name]:.1f}s (cpu {time.process_time() - cpu:.1f}s)", flush=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _code_version() -> str:
+    try:
+        return importlib.metadata.version("melon-playlist-bert")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: parsing millions of JSON objects triggers it over and over (half of
+    json.load's time at full scale), and these records hold no reference cycles; refcounting still frees them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def main(dataset_dir: str = "dataset", output_dir: str = "output") -> None:
+    """Run step 1.
+
+    Args:
+        dataset_dir: holds train.json (required) and song_meta.json (optional); the split is written here.
+        output_dir: the dumps go to {output_dir}/dumps.
+    """
+    with _no_cyclic_gc():
+        _run(Path(dataset_dir).resolve(), dumps_dir(output_dir).resolve())
+
+
+def _run(dataset: Path, out: Path) -> None:
+    train_path, meta_path = dataset / "train.json", dataset / "song_meta.json"
+    timings: dict[str, float] = {}
+
+    with _phase("load and validate train.json", timings):
+        playlists = load_json(train_path)
+        for warning in validate_playlists(playlists, str(train_path)):
+            print(f"warning: {warning}")
+        sources = {"train.json": {"path": str(train_path), "sha256": _sha256(train_path), "n": len(playlists)}}
+
+    artists, issue = None, None
+    if meta_path.is_file():
+        with _phase("load and validate song_meta.json", timings):
+            song_meta = load_json(meta_path)
+            validate_song_meta(song_meta, str(meta_path))
+            artists = {r["id"]: r["artist_id_basket"] for r in song_meta}
+            issue = {r["id"]: int(r["issue_date"]) for r in song_meta}
+            sources["song_meta.json"] = {"path": str(meta_path), "sha256": _sha256(meta_path), "n": len(song_meta)}
+            del song_meta
+    else:
+        sources["song_meta.json"] = None
+        print(f"WARNING: {meta_path} not found: the vocabulary has no artist tokens and predictions use no "
+              f"release-date filter")
+
+    with _phase("split", timings):
+        parts = seeded_split(playlists, SPLIT_RATIO, SPLIT_SEED)
+        orig_train, orig_val, questions, answers = parts
+        sizes = group_sizes(len(orig_val))
+        print(f"  {len(playlists)} playlists -> train {len(orig_train)}, val {len(orig_val)} "
+              f"({', '.join(f'{k} {v}' for k, v in sizes.items())})")
+        empty = sum(not a["songs"] for a in answers), sum(not a["tags"] for a in answers)
+        if any(empty):
+            print(f"warning: {empty[0]} validation answers have no songs and {empty[1]} no tags "
+                  f"(playlists with fewer than 2 songs / tags); they score 0 on that part")
+        if not orig_train:
+            raise InputError(f"{train_path}: {len(playlists)} playlist(s) leave the training split empty "
+                             f"(it takes int(N * {SPLIT_RATIO}))")
+        if not any(normalise_title(r["plylst_title"]) for r in orig_train):
+            raise InputError(f"{train_path}: no title in the training split keeps a letter or digit after "
+                             f"normalisation; the title model needs some")
+
+    # From here on files change: first make sure no older meta.json vouches for a half-rewritten folder.
+    (out / "meta.json").unlink(missing_ok=True)
+    with _phase("write split", timings):
+        split_paths = write_split(dataset, parts)
+
+    with _phase("vocabulary", timings):
+        vocab, distinct = build_vocab(orig_train, artists)
+        print(f"  num(before filtering): songs {distinct['songs']}, tags {distinct['tags']}, "
+              f"artists {distinct['artists']}")
+        print(f"  num(after filtering): songs {vocab.n_songs}, tags {vocab.n_tags}, artists {vocab.n_artists}")
+        vocab.save(out / "vocab.json")
+
+    with _phase("song issue dates", timings):
+        dates = song_issue_dates(vocab, playlists, issue)
+        with atomic_path(out / "song_issue_dates.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, dates)
+
+    with _phase("sentencepiece", timings):
+        sp_path, sp_size, sp_warning = train_sentencepiece((r["plylst_title"] for r in orig_train), out)
+        if sp_warning:
+            print(f"warning: {sp_warning}")
+        sp = load_sentencepiece(sp_path)
+
+    with _phase("encode", timings):
+        encode_playlists(orig_train, vocab, sp).save(out / "train.npz")
+        encode_playlists(questions, vocab, sp).save(out / "val_questions.npz")
+
+    meta = {
+        "format_version": DUMP_FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code_version": _code_version(),
+        "sources": sources,
+        "has_song_meta": issue is not None,
+        "split": {"ratio": SPLIT_RATIO, "seed": SPLIT_SEED, "n_train": len(orig_train), "n_val": len(orig_val),
+                  "by_type": sizes},
+        "vocab": {"n_songs": vocab.n_songs, "n_tags": vocab.n_tags, "n_artists": vocab.n_artists,
+                  "size": vocab.size, "hash": vocab.hash, "recall": dict(RECALL)},
+        "sentencepiece": {"vocab_size": sp_size, "requested": SP_VOCAB_SIZE, "warning": sp_warning},
+        "paths": {"dataset_dir": str(dataset), **{k: str(p) for k, p in split_paths.items()}},
+    }
+    write_json(out / "meta.json", meta, indent=2)
+    print(f"done in {sum(timings.values()):.1f}s: {out}")
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

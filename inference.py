@@ -1,0 +1,37 @@
+"""Step 4 on the final questions: {dataset_dir}/test.json -> reco_result/results.json (the original's inference.py).
+
+    python inference.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--out_path=reco_result/results.json]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import fire
+
+from data_loader.jsonio import InputError
+from predictor.ensembling import run
+
+
+def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
+         out_path: str = "reco_result/results.json", bs: int = 128, amp: bool = False) -> None:
+    """Recommend for every playlist of {dataset_dir}/test.json with the ensemble of the two best checkpoints.
+
+    Args:
+        gpu: CUDA device; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
+        dataset_dir: holds test.json.
+        output_dir: holds dumps/ and the two run folders with best.pt.
+        out_path: the results file.
+        bs: questions per batch.
+        amp: bf16 autocast on CUDA.
+    """
+    run(bs=bs, gpu=gpu, question_path=str(Path(dataset_dir) / "test.json"), out_path=out_path,
+        dataset_dir=dataset_dir, output_dir=output_dir, amp=amp)
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,306 @@
+"""Building blocks shared by both models (ORIGINAL.md 2.2 and 3.2) and their losses (ORIGINAL.md 2.3).
+
+The original writes its block as x = LN(x); h = x + Drop(MHA(x)); h = LN(h); x = h + Drop(FFN(h)); final LN.
+Because the residual adds the *normalised* tensor this is a post-norm Transformer with an extra LayerNorm on the
+embeddings, which is how it is built here: Encoder = LN(embeddings) -> post-norm EncoderLayers (2L+1 LayerNorms).
+
+Speed notes (the output heads over ~10^5 items dominate a step, see the benchmark in the models' report):
+- TableDropout draws one keep-mask per forward and returns the masked table *unscaled* together with 1/(1-p);
+  callers fold that factor into their small operand (the [B, d] queries, the looked-up rows), saving a pass over
+  the [V, d] table. Its backward folds the lookup's gradient into the table gradient in one pass.
+- SegmentLogits computes several heads over row ranges of one table and writes their table gradient straight into
+  one [V, d] buffer (autograd would build a zero-filled [V, d] tensor per slice and add them up).
+- The last encoder layer can compute only its first `n_out` positions: the heads read nothing else.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LN_EPS = 1e-12  # tf.contrib.layers.layer_norm's epsilon
+ACTIVATIONS = {"gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}
+
+
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype matmuls on `t`'s device run in: the autocast dtype inside an autocast region, else t.dtype."""
+    dev = t.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Table dropout and tied heads
+# ---------------------------------------------------------------------------------------------------------------------
+
+def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """`dtype` tensor of 0/1, each element 1 with probability 1-p independently (a float mask multiplies ~2x
+    faster than a bool one on the CPU).
+
+    On the CPU torch's generator is serial (~0.5 s for a [184k, 240] table); numpy's SFC64 makes the same
+    32-bit uniform draws ~10x faster. Its seed is drawn from torch's generator, so torch.manual_seed still fixes
+    the masks. Drop <=> the 32-bit word, read as int32, is below INT32_MIN + round(p * 2^32), so the drop rate
+    is p to within 2^-33.
+    """
+    if device.type != "cpu":
+        return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - p)
+    n = math.prod(shape)
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)  # uint64
+    bits = torch.from_numpy(words.view(np.int32)[:n]).view(shape)
+    return torch.ge(bits, -(2**31) + round(p * 2**32), out=torch.empty(shape, dtype=dtype))
+
+
+class Dropout(nn.Module):
+    """nn.Dropout with keep_mask's masks on the CPU, where torch's own dropout is ~5-10x slower."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        return x * keep_mask(tuple(x.shape), self.p, x.device, x.dtype).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _MaskedTable(torch.autograd.Function):
+    """(table * keep, (table * keep)[ids]) with one backward that scatters the rows' gradient into the table's."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, keep: torch.Tensor, ids: torch.Tensor):
+        ctx.set_materialize_grads(False)
+        masked = table * keep
+        ctx.save_for_backward(keep, ids)
+        return masked, masked.index_select(0, ids)
+
+    @staticmethod
+    def backward(ctx, g_masked: torch.Tensor | None, g_rows: torch.Tensor | None):
+        keep, ids = ctx.saved_tensors
+        grad = g_masked * keep if g_masked is not None else torch.zeros_like(keep)
+        if g_rows is not None and ids.numel():
+            # index_put_ with accumulate sums repeated ids (every cls token) and is ~3x faster than index_add_
+            grad.index_put_((ids,), g_rows * keep.index_select(0, ids), accumulate=True)
+        return grad, None, None
+
+
+class TableDropout(nn.Module):
+    """Element-wise dropout over a whole embedding table, one mask per forward (the original's table dropout).
+
+    forward(table [V, d], ids long [...] or None) -> (masked [V, d], rows [..., d] or None, scale):
+    the dropped table is masked * scale and its rows at `ids` are rows * scale, with scale = 1/(1-p) in training
+    and 1 in eval. The scale is left to the caller so that it multiplies a small tensor, not the [V, d] table.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, table: torch.Tensor, ids: torch.Tensor | None = None):
+        flat = ids.reshape(-1) if ids is not None else table.new_zeros(0, dtype=torch.long)
+        if self.training and self.p > 0:
+            masked, rows = _MaskedTable.apply(table, keep_mask(tuple(table.shape), self.p, table.device, table.dtype),
+                                               flat)
+            scale = 1.0 / (1.0 - self.p)
+        else:
+            masked, rows, scale = table, table.index_select(0, flat), 1.0
+        return masked, (rows.view(*ids.shape, table.shape[1]) if ids is not None else None), scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class _SegmentLogits(torch.autograd.Function):
+    """logits_k = queries[:, k] @ table[lo_k:hi_k].T + bias_k for each segment k; see segment_logits."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, queries: torch.Tensor, bounds: tuple[tuple[int, int], ...], *biases):
+        ctx.set_materialize_grads(False)
+        dtype = compute_dtype(table)
+        ctx.bounds, ctx.dtype, ctx.table_dtype = bounds, dtype, table.dtype
+        ctx.save_for_backward(table, queries)
+        with torch.autocast(table.device.type, enabled=False):
+            q = queries.to(dtype)
+            return tuple(torch.addmm(b.to(dtype), q[:, k], table[lo:hi].to(dtype).T)
+                         for k, ((lo, hi), b) in enumerate(zip(bounds, biases)))
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None):
+        table, queries = ctx.saved_tensors
+        dtype = ctx.dtype
+        grad_table = table.new_empty(table.shape, dtype=dtype)
+        grad_q = torch.zeros_like(queries, dtype=dtype)
+        grad_b = []
+        covered = 0  # rows outside every segment (the specials) get zero gradient
+        with torch.autocast(table.device.type, enabled=False):
+            q = queries.to(dtype)
+            for k, ((lo, hi), g) in enumerate(zip(ctx.bounds, grads)):
+                grad_table[covered:lo].zero_()
+                covered = hi
+                if g is None:
+                    grad_table[lo:hi].zero_()
+                    grad_b.append(None)
+                    continue
+                g = g.to(dtype)
+                torch.mm(g.T, q[:, k], out=grad_table[lo:hi])  # [hi-lo, d]
+                grad_q[:, k] = g @ table[lo:hi].to(dtype)  # [B, d]
+                grad_b.append(g.sum(0))
+            grad_table[covered:].zero_()
+        return (grad_table.to(ctx.table_dtype), grad_q.to(queries.dtype), None, *grad_b)
+
+
+def segment_logits(table: torch.Tensor, queries: torch.Tensor, bounds: list[tuple[int, int]],
+                   biases: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Tied output heads over row ranges of one table.
+
+    Args:
+        table: [V, d] (possibly masked) output table; segment k uses rows bounds[k] = (lo, hi), ascending,
+            non-overlapping.
+        queries: [B, K, d] query vector of each segment (the hidden state at that cls position).
+        biases: K bias vectors, bias k of shape [hi_k - lo_k].
+    Returns:
+        K logit tensors [B, hi_k - lo_k] (in the autocast dtype inside an autocast region).
+    """
+    return list(_SegmentLogits.apply(table, queries, tuple(bounds), *biases))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Transformer encoder
+# ---------------------------------------------------------------------------------------------------------------------
+
+def _glorot_linear(d_in: int, d_out: int, bias: bool) -> nn.Linear:
+    """nn.Linear with TF's defaults: glorot-uniform kernel, zero bias."""
+    layer = nn.Linear(d_in, d_out, bias=bias)
+    nn.init.xavier_uniform_(layer.weight)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MultiHeadAttention(nn.Module):
+    """Bias-free Q/K/V/O projections, softmax(QK^T / sqrt(d/h)) with padded keys masked, dropout on the weights."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        assert d_model % n_heads == 0, f"d_model {d_model} not divisible by n_heads {n_heads}"
+        self.n_heads, self.dropout = n_heads, dropout
+        self.q, self.k, self.v, self.o = (_glorot_linear(d_model, d_model, bias=False) for _ in range(4))
+
+    def forward(self, xq: torch.Tensor, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """xq [B, Lq, d] queries, x [B, L, d] keys/values, key_mask bool [B, L] (True = real) -> [B, Lq, d].
+
+        Every row has real keys (its cls tokens), so no softmax row is empty: padded *queries* get finite
+        outputs that the layer then zeroes, as the original's outer(mask, mask) masking does.
+        """
+        B, Lq, d = xq.shape
+        h = self.n_heads
+        q = self.q(xq).view(B, Lq, h, d // h).transpose(1, 2)  # [B, h, Lq, d/h]
+        k = self.k(x).view(B, -1, h, d // h).transpose(1, 2)  # [B, h, L, d/h]
+        v = self.v(x).view(B, -1, h, d // h).transpose(1, 2)  # [B, h, L, d/h]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.o(out.transpose(1, 2).reshape(B, Lq, d))  # [B, Lq, d]
+
+
+class FeedForward(nn.Module):
+    """Linear(d, d_ff) -> activation -> Linear(d_ff, d), glorot-uniform kernels, zero biases."""
+
+    def __init__(self, d_model: int, d_ff: int, activation: str):
+        super().__init__()
+        self.up, self.down = _glorot_linear(d_model, d_ff, bias=True), _glorot_linear(d_ff, d_model, bias=True)
+        self.act = ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.act(self.up(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm block: h = LN(x + Drop(mask * MHA(x))); out = LN(h + Drop(mask * FFN(h)))."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, activation: str):
+        super().__init__()
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.ffn = FeedForward(d_model, d_ff, activation)
+        self.ln_attn = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.ln_ffn = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.drop = Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, n_out: int | None = None) -> torch.Tensor:
+        """x [B, L, d], mask bool [B, L] -> [B, n_out or L, d]: only the first n_out positions are computed
+        (they attend to all L positions), which is exact for a last layer whose other outputs are unused."""
+        xq = x if n_out is None else x[:, :n_out]
+        m = mask[:, : xq.shape[1], None].to(xq.dtype)  # [B, Lq, 1]
+        h = self.ln_attn(xq + self.drop(self.attn(xq, x, mask) * m))
+        return self.ln_ffn(h + self.drop(self.ffn(h) * m))
+
+
+class Encoder(nn.Module):
+    """LN(embeddings) followed by n_layers post-norm layers (the original's "pre-norm" block, ORIGINAL.md 2.2)."""
+
+    def __init__(self, d_model: int, n_layers: int, n_heads: int, d_ff: int, dropout: float, activation: str):
+        super().__init__()
+        self.ln_emb = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, activation)
+                                    for _ in range(n_layers))
+
+    def forward(self, emb: torch.Tensor, mask: torch.Tensor, n_out: int | None = None) -> torch.Tensor:
+        """emb [B, L, d] (already zero at pads), mask bool [B, L] -> hidden [B, n_out or L, d]."""
+        x = self.ln_emb(emb)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, n_out if i == len(self.layers) - 1 else None)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Losses (float32 even under autocast)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class _MultiHotBCE(torch.autograd.Function):
+    """Mean BCE-with-logits against a sparse multi-hot target; see multi_hot_bce_mean."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(logits, rows, cols)
+        return (F.softplus(logits).sum() - logits[rows, cols].sum()) / logits.numel()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, rows, cols = ctx.saved_tensors
+        scale = grad / logits.numel()
+        g = torch.sigmoid(logits).mul_(scale)  # d softplus(x) / dx = sigmoid(x)
+        g.index_put_((rows, cols), -scale.expand(rows.shape), accumulate=True)
+        return g, None, None
+
+
+def multi_hot_bce_mean(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """mean over [B, V] of BCE-with-logits(logits, y), y the multi-hot of `targets`, without building y.
+
+    BCE(x, y) = softplus(x) - x*y, so the mean is (sum softplus(x) - sum of x at the positives) / (B*V).
+    logits [B, V]; targets long [2, P] (row, column) of the positives. Returns a float32 scalar.
+    """
+    return _MultiHotBCE.apply(logits.float(), targets[0], targets[1])
+
+
+def top100_ranking_term(logits: torch.Tensor, targets: torch.Tensor, k: int = 100) -> torch.Tensor:
+    """The original's ranking loss (ORIGINAL.md 2.3): over each row's top-k items by p = sigmoid(logits),
+    positives add -log(p + 1e-10) and negatives -log(1 - p + 1e-10); the sum is divided by B*V.
+
+    The ranking comes from this same forward pass and carries no gradient. Ranking by logits equals ranking by p
+    (sigmoid is monotone) except among logits whose p rounds to the same float, where any order is a valid ranking.
+    logits [B, V]; targets long [2, P] (row, column) of the positives. Returns a float32 scalar.
+    """
+    x = logits.float()
+    B, V = x.shape
+    idx = torch.topk(x.detach(), min(k, V), dim=1).indices  # [B, k]
+    p = torch.sigmoid(x.gather(1, idx))  # [B, k]
+    key = torch.arange(B, device=x.device)[:, None] * V + idx  # [B, k] flat position of each top item
+    positive = torch.isin(key, targets[0] * V + targets[1])
+    term = torch.where(positive, -torch.log(p + 1e-10), -torch.log(1 - p + 1e-10))
+    return term.sum() / x.numel()

@@ -1,0 +1,126 @@
+"""Model 2, "plylst_title": a small BERT over the playlist title's BPE pieces that scores songs and tags.
+
+Port of models/TitleBert.py in SeonbeomKim/kakao-arena-music-recommendation (ORIGINAL.md section 3).
+Input [@songs_cls, @tags_cls] + pieces[:50] + [@sep], padded with @pad to 53, with learned position embeddings.
+Stage A pre-trains it as a masked language model (head tied to the BPE table); stage B scores songs from the
+songs_cls output and tags from the tags_cls output against a separate [S+T, d] output table with table dropout.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from data_loader.playlists import Playlists
+from data_loader.title import PAD, SEP, SONGS_CLS, TAGS_CLS
+from models.base import PlaylistModel
+from models.layers import (Dropout, Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
+                           top100_ranking_term)
+
+
+@dataclass
+class PlylstTitleConfig:
+    n_songs: int  # S: song label ids [0,S) (model 1's label encoder)
+    n_tags: int  # T: tag label ids [S,S+T)
+    n_pieces: int  # SentencePiece vocabulary size (len(sp), normally 6000)
+    d_model: int = 132
+    n_layers: int = 2
+    n_heads: int = 2
+    d_ff: int = 528  # 4 * d_model, ReLU
+    dropout: float = 0.1  # embeddings, attention weights and both residual branches
+    table_dropout: float = 0.1  # element-wise on the [S+T, d] output table, one mask per step
+    max_pieces: int = 50  # title pieces kept; rows are 2 cls + pieces + sep, padded to max_pieces + 3
+    tags_loss_weight: float = 0.15
+    label_smoothing: float = 0.1  # MLM target 0.9 + 0.1/V on the true piece, 0.1/V elsewhere
+
+    @property
+    def max_len(self) -> int:
+        return self.max_pieces + 3
+
+    @classmethod
+    def from_dumps(cls, dumps, **overrides) -> "PlylstTitleConfig":
+        """Sizes from a step-1 dumps folder (data_loader.dumps.Dumps); any field can be overridden."""
+        v = dumps.meta["vocab"]
+        return cls(n_songs=v["n_songs"], n_tags=v["n_tags"],
+                   n_pieces=dumps.meta["sentencepiece"]["vocab_size"], **overrides)
+
+
+class PlylstTitleModel(PlaylistModel):
+    name = "plylst_title"
+    config_class = PlylstTitleConfig
+
+    def __init__(self, config: PlylstTitleConfig):
+        super().__init__()
+        self.config = c = config
+        self.bpe_embedding = nn.Parameter(torch.empty(c.n_pieces, c.d_model).normal_(0.0, c.d_model**-0.5))
+        self.position_embedding = nn.Parameter(nn.init.trunc_normal_(torch.empty(c.max_len, c.d_model),
+                                                                     std=0.02, a=-0.04, b=0.04))
+        self.emb_dropout = Dropout(c.dropout)
+        self.encoder = Encoder(c.d_model, c.n_layers, c.n_heads, c.d_ff, c.dropout, "relu")
+        self.output_table = nn.Parameter(nn.init.trunc_normal_(torch.empty(c.n_songs + c.n_tags, c.d_model),
+                                                               std=0.02, a=-0.04, b=0.04))  # [S+T, d]
+        self.table_dropout = TableDropout(c.table_dropout)
+        self.song_bias = nn.Parameter(torch.zeros(c.n_songs))
+        self.tag_bias = nn.Parameter(torch.zeros(c.n_tags))
+
+    def hidden(self, ids: torch.Tensor, n_out: int | None = None) -> torch.Tensor:
+        """ids long [B, L<=max_len] -> final hidden states [B, n_out or L, d]."""
+        if ids.shape[1] > self.config.max_len:
+            raise ValueError(f"{ids.shape[1]} positions, more than max_len {self.config.max_len}")
+        mask = ids != PAD  # [B, L]
+        emb = F.embedding(ids, self.bpe_embedding) * math.sqrt(self.config.d_model) \
+            + self.position_embedding[: ids.shape[1]]  # [B, L, d]
+        emb = self.emb_dropout(emb * mask[..., None].to(emb.dtype))
+        return self.encoder(emb, mask, n_out)
+
+    def forward(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """ids long [B, L] -> [song logits [B, S], tag logits [B, T]] from the two cls positions."""
+        c = self.config
+        h = self.hidden(ids, n_out=2)  # [B, 2, d]
+        table, _, scale = self.table_dropout(self.output_table)  # dropped table = table * scale
+        return segment_logits(table, h * scale if scale != 1.0 else h,
+                              [(0, c.n_songs), (c.n_songs, c.n_songs + c.n_tags)], [self.song_bias, self.tag_bias])
+
+    def mlm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Label-smoothed cross-entropy of the masked pieces; logits = hidden @ bpe_embedding.T (tied, no bias)."""
+        h = self.hidden(batch["ids"])  # [B, L, d]
+        rows, cols = batch["mlm_positions"]
+        logits = h[rows, cols] @ self.bpe_embedding.T  # [M, n_pieces]
+        return F.cross_entropy(logits.float(), batch["mlm_labels"], label_smoothing=self.config.label_smoothing)
+
+    def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLM loss when the batch has "mlm_labels" (stage A); else BCE(songs) + 0.15 BCE(tags), means over
+        batch x vocabulary, plus `ranking_weight` times the top-100 ranking term on songs in the first value."""
+        if "mlm_labels" in batch:
+            total = self.mlm_loss(batch)
+            return total, total.detach()
+        songs, tags = self(batch["ids"])
+        plain = multi_hot_bce_mean(songs, batch["song_targets"]) \
+            + self.config.tags_loss_weight * multi_hot_bce_mean(tags, batch["tag_targets"])
+        total = plain + ranking_weight * top100_ranking_term(songs, batch["song_targets"]) \
+            if ranking_weight else plain
+        return total, plain.detach()
+
+    def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        songs, tags = self(batch["ids"])
+        return songs, tags
+
+    @staticmethod
+    def accepts(q: Playlists) -> np.ndarray:
+        """Questions whose normalised title has at least one piece."""
+        return q.title.lengths() > 0
+
+    def question_batch(self, q: Playlists, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """{"ids": long [len(rows), max_len]}: [@songs_cls, @tags_cls] + pieces[:max_pieces] + [@sep], @pad-padded."""
+        c = self.config
+        ids = np.full((len(rows), c.max_len), PAD, dtype=np.int64)
+        ids[:, 0], ids[:, 1] = SONGS_CLS, TAGS_CLS
+        for i, r in enumerate(np.asarray(rows, dtype=np.int64)):
+            pieces = q.title.row(r)[: c.max_pieces]
+            ids[i, 2 : 2 + len(pieces)] = pieces
+            ids[i, 2 + len(pieces)] = SEP
+        return {"ids": torch.from_numpy(ids)}

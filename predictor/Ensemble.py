@@ -1,0 +1,44 @@
+"""Step 4: recommend 100 songs and 10 tags for every question with the two-model ensemble (ORIGINAL.md 4).
+
+The original's entry-point name; the logic is in predictor/ensembling.py.
+
+    python predictor/Ensemble.py [--bs=128] [--gpu=0] [--title_importance=0.85] [--title_tag_weight=0.8] \\
+        [--question_path=./dataset/val.json] [--out_path=./reco_result/results.json] \\
+        [--dataset_dir=dataset] [--output_dir=output] [--amp]
+"""
+from __future__ import annotations
+
+import sys
+
+import fire
+
+from data_loader.jsonio import InputError
+from predictor.ensembling import TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, run
+
+
+def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
+         title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
+         out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset", output_dir: str = "output",
+         amp: bool = False) -> None:
+    """Write results.json for a question file.
+
+    Args:
+        bs: questions per batch.
+        gpu: CUDA device; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
+        title_importance: model 2's song share is title_importance / (title_importance + n), n = #songs + #tags.
+        title_tag_weight: weight of model 2's tag scores (model 1's are weighted 1).
+        question_path: the question file (official schema; songs, tags and title may be empty).
+        out_path: where results.json goes (written atomically).
+        dataset_dir: the dataset folder (for messages; the dumps record their own sources).
+        output_dir: the folder holding dumps/ and the run folders songs_tags_artists/, plylst_title/ with best.pt.
+        amp: bf16 autocast for the forward passes (CUDA only).
+    """
+    run(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp)
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

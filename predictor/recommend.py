@@ -1,0 +1,81 @@
+"""Recommend for one playlist (or a few) from the command line, with the same ensemble as step 4.
+
+    python predictor/recommend.py --question='{"songs": [525514], "tags": ["기분전환"], "plylst_title": "밤"}'
+    python predictor/recommend.py --question_file=q.json      # one question object, or a list of them
+
+Prints one JSON line {"id", "songs": [100], "tags": [10]} per question, in input order. Missing fields get
+defaults: songs / tags [], plylst_title "", id the question's position, and updt_date the far future, so that no
+song is dropped for being issued after the playlist was last updated.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import fire
+import numpy as np
+
+from data_loader.dumps import load_dumps
+from data_loader.jsonio import InputError, load_json
+from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, load_members, recommend,
+                                  to_records)
+from trainer.device import pick_device
+
+FAR_FUTURE = "9999-12-31 23:59:59.999"  # updt_date of a question without one: no date filter
+
+
+def with_defaults(question: dict, position: int) -> dict:
+    """A question object completed with the defaults above (the given fields win)."""
+    if not isinstance(question, dict):
+        raise InputError(f"question {position}: expected a JSON object, got {type(question).__name__}")
+    return {"id": position, "songs": [], "tags": [], "plylst_title": "", "updt_date": FAR_FUTURE, **question}
+
+
+def parse_questions(question: str | dict | list | None, question_file: str | None) -> tuple[list[dict], str]:
+    """The question records and a name for them in error messages."""
+    if (question is None) == (question_file is None):
+        raise InputError("give exactly one of --question (JSON) and --question_file")
+    if question_file is not None:
+        data, source = load_json(question_file), str(question_file)
+    elif isinstance(question, str):  # fire hands JSON it could not read as a Python literal over as a string
+        try:
+            data = json.loads(question)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--question: malformed JSON at column {e.colno}: {e.msg}") from None
+        source = "--question"
+    else:
+        data, source = question, "--question"
+    items = data if isinstance(data, list) else [data]
+    return [with_defaults(q, i) for i, q in enumerate(items)], source
+
+
+def main(question: str | dict | list | None = None, question_file: str | None = None, gpu: int | None = None,
+         output_dir: str = "output", title_importance: float = TITLE_IMPORTANCE,
+         title_tag_weight: float = TITLE_TAG_WEIGHT) -> None:
+    """Print the ensemble's recommendation for each question.
+
+    Args:
+        question: one question as JSON ({"songs", "tags", "plylst_title", "updt_date", "id"}, all optional) or a list.
+        question_file: a JSON file holding one question object or a list of them.
+        gpu: CUDA device; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
+        output_dir: the folder holding dumps/ and the two run folders with best.pt.
+        title_importance: as in predictor/Ensemble.py.
+        title_tag_weight: as in predictor/Ensemble.py.
+    """
+    records, source = parse_questions(question, question_file)
+    device = pick_device(gpu)
+    dumps = load_dumps(output_dir)
+    members = load_members(output_dir, dumps, device, title_importance=title_importance,
+                           title_tag_weight=title_tag_weight)
+    q = encode_questions(records, source, dumps)
+    rec = recommend(members, q, dumps.vocab, dumps.song_issue_dates, device)
+    for r in to_records(q, rec, dumps.vocab, order=np.arange(len(q))):
+        print(json.dumps(r, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

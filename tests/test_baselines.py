@@ -1,0 +1,129 @@
+"""Tests for the baselines (baselines/*.py) on a tiny generated dataset with planted structure.
+
+Covers: popularity order and seen-item removal by hand; valid results files (100 distinct songs, 10 distinct tags,
+every question answered, the official checks of evaluate.py) from every baseline, including for an empty question
+and one with unknown ids; playlist kNN beating most popular when playlists follow themes; the genre baseline
+using the question's main genre, and refusing to run without song_meta.json; the leaderboard writing its markdown
+table and per-method results; and the CLI exiting 1 with a message on a missing split.
+Run: python -m pytest tests/test_baselines.py -q
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from baselines import genre_most_popular, leaderboard, most_popular, playlist_knn
+from baselines.common import popularity, run_baseline, top_up
+from data_loader.jsonio import InputError
+from evaluate import evaluate_from_data
+
+N_THEMES, SONGS_PER_THEME, TAGS_PER_THEME = 8, 60, 6
+DATE = "2020-01-01 00:00:00.000"
+
+
+def planted(seed: int = 0, n_train: int = 600, n_questions: int = 80) -> dict[str, list]:
+    """Playlists that each draw songs, tags and a title word from one theme; questions show half of a playlist."""
+    rng = np.random.default_rng(seed)
+
+    def playlist(pid: int) -> dict:
+        theme = int(rng.integers(N_THEMES))
+        songs = theme * SONGS_PER_THEME + rng.choice(SONGS_PER_THEME, int(rng.integers(10, 30)), replace=False)
+        tags = [f"t{theme}_{i}" for i in rng.choice(TAGS_PER_THEME, 3, replace=False)]
+        return {"id": pid, "songs": songs.tolist(), "tags": tags, "plylst_title": f"theme{theme} mix",
+                "updt_date": DATE, "like_cnt": 0}
+
+    train = [playlist(i) for i in range(n_train)]
+    questions, answers = [], []
+    for i in range(n_questions):
+        p = playlist(10_000 + i)
+        questions.append({**p, "songs": p["songs"][::2], "tags": p["tags"][:1]})
+        answers.append({"id": p["id"], "songs": p["songs"][1::2], "tags": p["tags"][1:]})
+    # an empty question and one whose ids and title are unknown: answered from popularity
+    questions += [{"id": 1, "songs": [], "tags": [], "plylst_title": "", "updt_date": DATE},
+                  {"id": 2, "songs": [99999], "tags": ["never"], "plylst_title": "🎵", "updt_date": DATE}]
+    answers += [{"id": 1, "songs": [0], "tags": ["t0_0"]}, {"id": 2, "songs": [0], "tags": ["t0_0"]}]
+    song_meta = [{"id": s, "issue_date": 20000101, "artist_id_basket": [s // 10],
+                  "song_gn_gnr_basket": [f"GN{s // SONGS_PER_THEME:02d}00"]}
+                 for s in range(N_THEMES * SONGS_PER_THEME)]
+    return {"train": train, "questions": questions, "answers": answers, "song_meta": song_meta}
+
+
+def write_dataset(root: Path, data: dict, with_meta: bool = True) -> Path:
+    for rel, key in (("orig/train.json", "train"), ("questions/val.json", "questions"), ("answers/val.json", "answers"),
+                     ("song_meta.json", "song_meta")):
+        if key == "song_meta" and not with_meta:
+            continue
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(json.dumps(data[key], ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return planted()
+
+
+def test_popularity_and_top_up():
+    assert popularity([[3, 1], [1, 2], [2, 4]]) == [1, 2, 3, 4]  # counts 2, 2, 1, 1; ties first-seen
+    assert top_up([5, 1, 5], [1, 2, 3, 4], seen=[2], k=3) == [5, 1, 3]
+    train = [{"songs": [1, 2], "tags": ["a"]}, {"songs": [2, 3], "tags": ["a", "b"]}]
+    train += [{"songs": list(range(10, 110)), "tags": [f"x{i}" for i in range(10)]}]
+    rec = most_popular.recommend(train, [{"id": 7, "songs": [2], "tags": ["a"]}])
+    assert rec[0]["songs"][:3] == [1, 3, 10] and rec[0]["tags"][:2] == ["b", "x0"]
+
+
+@pytest.mark.parametrize("module", [most_popular, genre_most_popular, playlist_knn])
+def test_results_are_valid(data, module):
+    results = module.recommend(data["train"], data["questions"], data["song_meta"])
+    evaluate_from_data(data["answers"], results, data["questions"])  # raises on any failed check
+    assert [r["id"] for r in results] == [q["id"] for q in data["questions"]]
+    for q, r in zip(data["questions"], results):
+        assert not set(q["songs"]) & set(r["songs"]) and not set(q["tags"]) & set(r["tags"])
+
+
+def test_knn_beats_most_popular_on_planted_structure(data):
+    score = {m.__name__: evaluate_from_data(data["answers"], m.recommend(data["train"], data["questions"],
+                                                                         data["song_meta"]))["score"]
+             for m in (most_popular, genre_most_popular, playlist_knn)}
+    assert score["baselines.playlist_knn"] > score["baselines.genre_most_popular"] > score["baselines.most_popular"]
+    assert score["baselines.playlist_knn"] > 0.3
+
+
+def test_genre_uses_main_genre_and_needs_song_meta(data):
+    q = {"id": 5, "songs": [3 * SONGS_PER_THEME, 3 * SONGS_PER_THEME + 1, 0], "tags": [], "plylst_title": "",
+         "updt_date": DATE}
+    rec = genre_most_popular.recommend(data["train"], [q], data["song_meta"])[0]
+    assert all(s // SONGS_PER_THEME == 3 for s in rec["songs"][:SONGS_PER_THEME - 2])
+    with pytest.raises(InputError, match="song_meta"):
+        genre_most_popular.recommend(data["train"], [q], None)
+
+
+def test_run_baseline_writes_file(tmp_path, data):
+    root = write_dataset(tmp_path / "ds", data, with_meta=False)
+    out = tmp_path / "out" / "mp.json"
+    run_baseline(most_popular.recommend, str(root), None, str(out))
+    assert len(json.loads(out.read_text(encoding="utf-8"))) == len(data["questions"])
+    with pytest.raises(InputError, match="song_meta.json"):
+        run_baseline(genre_most_popular.recommend, str(root), None, str(out), song_meta="required")
+
+
+def test_leaderboard_writes_markdown(tmp_path, data):
+    root = write_dataset(tmp_path / "ds", data)
+    out = tmp_path / "out"
+    leaderboard.main(dataset_dir=str(root), output_dir=str(out), gpu=-1)
+    table = (out / "leaderboard.md").read_text(encoding="utf-8")
+    for name in ("most_popular", "genre_most_popular", "playlist_knn"):
+        assert f"| {name} | {len(data['questions'])} |" in table
+        assert (out / "leaderboard" / name / "results.json").is_file()
+    assert "| playlist_knn | songs+tags |" in table and "bert_ensemble (no " in table
+
+
+def test_cli_missing_split_exits_1(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "baselines.most_popular", f"--dataset_dir={tmp_path}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "orig/train.json: not found" in proc.stderr

@@ -1,0 +1,63 @@
+"""Steps 1-3 in order: dump the datasets, train model 1, train model 2 (the original's train.py).
+
+Each step runs as its own process, as in the original (os.system there), so that each starts with a clean memory;
+the first step that fails stops the run with its exit status.
+
+    python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
+        [--mlm_epochs=100] [--amp] [--resume] [--skip_dump]
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import fire
+
+ROOT = Path(__file__).resolve().parent
+
+
+def flags(**values) -> list[str]:
+    """--name=value for every value that is set (None means: the step's own default)."""
+    return [f"--{k}={v}" for k, v in values.items() if v is not None]
+
+
+def run_step(script: str, args: list[str]) -> None:
+    """Run `python script args` from the repo root; exit with its status if it fails."""
+    cmd = [sys.executable, script, *args]
+    print("+ " + " ".join(cmd), flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    if rc != 0:
+        print(f"{script} failed with exit status {rc}; stopping", file=sys.stderr)
+        sys.exit(rc)
+
+
+def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
+         max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
+         amp: bool = False, resume: bool = False, skip_dump: bool = False) -> None:
+    """Dump, then train both models.
+
+    Args:
+        gpu: CUDA device for training; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
+        dataset_dir: holds train.json (and optionally song_meta.json); step 1 writes the split here.
+        output_dir: dumps and the two run folders go here.
+        max_minutes: time box per model (model 2: MLM and fine-tuning together).
+        epochs: at most this many epochs per model (model 2: fine-tuning epochs); default the original's 300.
+        mlm_epochs: model 2's MLM pre-training epochs; default the original's 100.
+        amp: bf16 autocast on CUDA.
+        resume: continue both trainings from their last.pt.
+        skip_dump: reuse the dumps already in output_dir.
+    """
+    dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
+    common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
+    if not skip_dump:
+        run_step("data_loader/dump_datasets.py", common)
+    train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs) + ["--amp"] * amp + ["--resume"] * resume
+    run_step("trainer/songs_tags_artists_model_trainer.py", train)
+    run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

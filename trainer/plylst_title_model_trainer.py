@@ -1,0 +1,85 @@
+"""Step 3: train model 2, plylst_title (ORIGINAL.md section 3), into {output_dir}/plylst_title/.
+
+    python trainer/plylst_title_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
+        [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output] [--mlm_epochs=100] [--epochs=300]
+        [--max_minutes=None] [--seed=0] [--amp=False] [--resume=False]
+
+Two stages through the same Trainer: "mlm" (masked-title pre-training, a fixed number of epochs, MLM loss and
+accuracy on the val question titles after every epoch, no early stopping), then "finetune" (title -> songs and
+tags, validated and early-stopped like model 1) with the Noam step reset to 1 and the Adam state kept.
+Only assembly here: trainer/trainer.py holds the loop.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as `python trainer/<file>.py`, Python puts trainer/ first on sys.path, and trainer/trainer.py would shadow the
+# `trainer` package: put the repository root there instead.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import fire
+import torch
+
+from data_loader.jsonio import InputError
+from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
+from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
+from trainer.device import pick_device
+from trainer.trainer import Stage, TrainConfig, Trainer, dumps_summary, open_dumps
+from trainer.validation import validate, validate_mlm
+
+
+def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, warmup_steps: int = 4000,
+         dataset_dir: str = "dataset", output_dir: str = "output", mlm_epochs: int = 100, epochs: int = 300,
+         max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
+         valid_every: int = 5, patience: int = 50, progress: bool = True) -> None:
+    """Pre-train model 2 as a masked language model, fine-tune it, and keep its best-validation checkpoint.
+
+    Args:
+        bs: batch size in both stages (the last partial batch of an epoch is kept).
+        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU.
+        tags_loss_weight: weight of the tag BCE term in fine-tuning.
+        warmup_steps: Noam warmup, in each stage.
+        dataset_dir: the dataset folder step 1 read (holds the local val questions and answers).
+        output_dir: step 1's output folder; the run goes to {output_dir}/plylst_title/.
+        mlm_epochs: MLM pre-training epochs (always all of them).
+        epochs: at most this many fine-tuning epochs (early stopping may end sooner).
+        max_minutes: time box for this invocation; stops at a batch boundary, then validates and saves.
+        seed: seeds the model init, dropout, masking and shuffling.
+        amp: bf16 autocast on CUDA (ignored on the CPU).
+        resume: continue from {output_dir}/plylst_title/last.pt (in whichever stage it stopped).
+        valid_every: fine-tuning validates at epoch 1 and every this many epochs (the original: 5).
+        patience: fine-tuning stops once this many epochs passed since the best score.
+        progress: show a tqdm bar per epoch when stderr is a terminal.
+    """
+    device = pick_device(gpu)
+    dumps = open_dumps(dataset_dir, output_dir)
+    torch.manual_seed(seed)
+    model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight)).to(device)
+    n_pieces = model.config.n_pieces
+    mlm_val = mlm_validation_batches(dumps.val_questions, n_pieces, bs, seed)
+    stages = [
+        Stage("mlm", TitleMLMData(dumps.train, n_pieces, bs, seed), mlm_epochs,
+              lambda m: validate_mlm(m, mlm_val, device, amp), valid_every=1, early_stop=False,
+              ranking_from_epoch=None),
+        Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, bs, seed), epochs,
+              lambda m: validate(m, dumps, device, bs, amp), valid_every),
+    ]
+    flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, warmup_steps=warmup_steps,
+                 dataset_dir=dataset_dir, output_dir=output_dir, mlm_epochs=mlm_epochs, epochs=epochs,
+                 max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
+                 patience=patience, progress=progress, device=str(device))
+    trainer = Trainer(model, stages, Path(output_dir) / model.name, device,
+                      TrainConfig(warmup_steps=warmup_steps, patience=patience, max_minutes=max_minutes, seed=seed,
+                                  amp=amp, progress=progress),
+                      dumps.meta["vocab"]["hash"], {"flags": flags, "dumps": dumps_summary(dumps)})
+    trainer.fit(resume)
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,77 @@
+"""Step 2: train model 1, songs_tags_artists (ORIGINAL.md section 2), into {output_dir}/songs_tags_artists/.
+
+    python trainer/songs_tags_artists_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
+        [--artists_loss_weight=0.15] [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output]
+        [--epochs=300] [--max_minutes=None] [--seed=0] [--amp=False] [--resume=False]
+
+Only assembly: dumps + model + denoising data + the generic Trainer (trainer/trainer.py holds the loop).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as `python trainer/<file>.py`, Python puts trainer/ first on sys.path, and trainer/trainer.py would shadow the
+# `trainer` package: put the repository root there instead.
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import fire
+import torch
+
+from data_loader.jsonio import InputError
+from data_loader.songs_tags_artists_data import SongsTagsArtistsData
+from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
+from trainer.device import pick_device
+from trainer.trainer import Stage, TrainConfig, Trainer, dumps_summary, open_dumps
+from trainer.validation import validate
+
+
+def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, artists_loss_weight: float = 0.15,
+         warmup_steps: int = 4000, dataset_dir: str = "dataset", output_dir: str = "output", epochs: int = 300,
+         max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
+         valid_every: int = 5, patience: int = 50, progress: bool = True) -> None:
+    """Train model 1 and keep its best-validation checkpoint.
+
+    Args:
+        bs: batch size (the last partial batch of an epoch is kept).
+        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU.
+        tags_loss_weight: weight of the tag BCE term.
+        artists_loss_weight: weight of the artist BCE term.
+        warmup_steps: Noam warmup.
+        dataset_dir: the dataset folder step 1 read (holds the local val questions and answers).
+        output_dir: step 1's output folder; the run goes to {output_dir}/songs_tags_artists/.
+        epochs: at most this many epochs (early stopping may end sooner).
+        max_minutes: time box for this invocation; stops at a batch boundary, then validates and saves.
+        seed: seeds the model init, dropout and the per-epoch sampling.
+        amp: bf16 autocast on CUDA (ignored on the CPU).
+        resume: continue from {output_dir}/songs_tags_artists/last.pt.
+        valid_every: validate at epoch 1 and every this many epochs (the original: 5).
+        patience: stop once this many epochs passed since the best score (checked at validations).
+        progress: show a tqdm bar per epoch when stderr is a terminal.
+    """
+    device = pick_device(gpu)
+    dumps = open_dumps(dataset_dir, output_dir)
+    torch.manual_seed(seed)
+    config = SongsTagsArtistsConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight,
+                                               artists_loss_weight=artists_loss_weight)
+    model = SongsTagsArtistsModel(config).to(device)
+    stage = Stage("train", SongsTagsArtistsData(dumps.train, dumps.vocab, bs, seed), epochs,
+                  lambda m: validate(m, dumps, device, bs, amp), valid_every)
+    flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, artists_loss_weight=artists_loss_weight,
+                 warmup_steps=warmup_steps, dataset_dir=dataset_dir, output_dir=output_dir, epochs=epochs,
+                 max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
+                 patience=patience, progress=progress, device=str(device))
+    trainer = Trainer(model, [stage], Path(output_dir) / model.name, device,
+                      TrainConfig(warmup_steps=warmup_steps, patience=patience, max_minutes=max_minutes, seed=seed,
+                                  amp=amp, progress=progress),
+                      dumps.meta["vocab"]["hash"], {"flags": flags, "dumps": dumps_summary(dumps)})
+    trainer.fit(resume)
+
+
+if __name__ == "__main__":
+    try:
+        fire.Fire(main)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

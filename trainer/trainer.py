@@ -1,0 +1,404 @@
+"""One trainer for both models (ORIGINAL.md 2.4, 3.3, 3.4): fit() -> _train_epoch() -> validate -> early stopping.
+
+Nothing here knows which model it trains. A run is a list of `Stage`s (model 1: "train"; model 2: "mlm" then
+"finetune"), each with its own data, epoch count, validation function and early-stopping switch. Shared by all
+stages: one Adam(betas (0.9, 0.98), eps 1e-9) whose state carries over between stages, and the Noam schedule
+whose step counter restarts at 1 with every stage.
+
+Per stage: validation at epoch 1, every `valid_every`-th epoch and the stage's last epoch; last.pt at every
+validation; best.pt whenever the score improves (stages with `early_stop`); stop once epoch >= best_epoch +
+patience at a validation epoch. The ranking term (weight 2) is switched on from the stage's epoch 50.
+The time box (`max_minutes`) and `max_steps` stop at a batch boundary, then validate and save once, so that every
+run leaves a last.pt to resume from and a best.pt. --resume continues from last.pt at the same batch with the same
+RNG state: epochs are pure functions of (seed, epoch) (data_loader/*_data.py) and the torch RNG state is saved.
+
+Run folder {output_dir}/{model.name}/: config.json (resolved config), log.txt, last.pt, best.pt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import torch
+from tqdm import tqdm
+
+from data_loader.dumps import Dumps, load_dumps
+from data_loader.jsonio import InputError, write_json
+from models.base import PlaylistModel
+from trainer.checkpoint import check_vocab, load_checkpoint, save_checkpoint
+from trainer.noam import noam_scheduler
+
+
+class EpochData(Protocol):
+    """Training data: epoch e (from 1) is a sequence of batch dicts (models/base.py), a pure function of e."""
+
+    def epoch(self, epoch: int) -> Sequence[dict[str, torch.Tensor]]: ...
+
+
+@dataclass
+class Stage:
+    """One training stage and its per-stage settings."""
+
+    name: str  # "train" (model 1), "mlm" / "finetune" (model 2)
+    data: EpochData
+    epochs: int
+    validate: Callable[[PlaylistModel], dict[str, float]]  # metrics in log order; needs "score" if early_stop
+    valid_every: int = 5
+    early_stop: bool = True  # keep best.pt on "score" and stop after `patience` epochs without improvement
+    ranking_from_epoch: int | None = 50  # the ranking term is on from this epoch of the stage; None: never
+    ranking_weight: float = 2.0
+
+
+@dataclass
+class TrainConfig:
+    warmup_steps: int = 4000
+    patience: int = 50  # epochs without a better score before early stopping
+    max_minutes: float | None = None  # time box for this invocation; None: no limit
+    max_steps: int | None = None  # stop after this many optimizer steps in all (smoke tests, benchmarks)
+    seed: int = 0
+    amp: bool = False  # bf16 autocast, CUDA only
+    prefetch: bool | None = None  # build epochs and batches in background threads; None: on CUDA only
+    progress: bool = True  # tqdm bar per epoch (only on a terminal)
+
+
+def early_stopping(score: float, best_score: float | None, best_epoch: int, epoch: int,
+                   patience: int) -> tuple[float, int, bool, bool]:
+    """-> (best_score, best_epoch, improved, stop). Improvement is strictly greater; stop once epoch >= best + patience."""
+    improved = best_score is None or score > best_score
+    if improved:
+        best_score, best_epoch = score, epoch
+    return best_score, best_epoch, improved, epoch >= best_epoch + patience
+
+
+def carry_adam_steps(optimizer: torch.optim.Adam, steps: int) -> int:
+    """Give every parameter without Adam state a state at step `steps` with zero moments; return how many.
+
+    TF1's Adam keeps one global bias-correction counter per optimizer, so the parameters that get their first
+    gradient in model 2's fine-tuning (output table, biases) see bias correction ~1 from their first step there
+    (first updates ~0.7 lr, not ~lr as with per-parameter torch Adam). Priming their state reproduces that.
+    """
+    template = next((s["step"] for s in optimizer.state.values() if "step" in s), None)
+    if template is None or steps == 0:
+        return 0
+    n = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if not optimizer.state[p]:
+                optimizer.state[p] = {"step": torch.full_like(template, float(steps)),
+                                      "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                      "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                n += 1
+    return n
+
+
+def format_log(tag: str, epoch: int, step: int, loss: float, metrics: dict[str, Any], lr: float,
+               elapsed: float) -> str:
+    """The fixed-format validation line: tag, epoch, step, mean train loss, the metrics in order, lr, elapsed."""
+    shown = " ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+    return (f"[{tag}] epoch {epoch:3d} step {step:7d} loss {loss:.6f} | {shown} | "
+            f"lr {lr:.4e} elapsed {elapsed:.1f}s")
+
+
+def _pinned(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.pin_memory() for k, v in batch.items()}
+
+
+class Prefetcher:
+    """Builds the next epoch and the next batches in background threads, so that numpy work overlaps the GPU's.
+
+    Batches are pure functions of (stage, epoch, index), so prefetching changes no result. When disabled (the
+    default on the CPU, where threads would only compete with torch's) everything is built in line.
+    """
+
+    def __init__(self, enabled: bool, pin: bool, depth: int = 8):
+        self.enabled, self.pin, self.depth = enabled, pin, depth
+        self._epoch_pool = ThreadPoolExecutor(1, "epoch-prefetch") if enabled else None
+        self._batch_pool = ThreadPoolExecutor(1, "batch-prefetch") if enabled else None
+        self._next: tuple[tuple[int, int], Future] | None = None
+
+    def epoch(self, data: EpochData, si: int, epoch: int, prefetch_next: bool) -> Sequence[dict[str, torch.Tensor]]:
+        """Epoch `epoch` of stage `si` (ready if it was prefetched); start building the next one if asked."""
+        ready, self._next = self._next, None
+        batches = ready[1].result() if ready is not None and ready[0] == (si, epoch) else data.epoch(epoch)
+        if self.enabled and prefetch_next:
+            self._next = ((si, epoch + 1), self._epoch_pool.submit(data.epoch, epoch + 1))
+        return batches
+
+    def batches(self, batches: Sequence[dict[str, torch.Tensor]], start: int) -> Iterator[dict[str, torch.Tensor]]:
+        """Host batches start.. of an epoch (pinned when `pin`), built up to `depth` ahead when enabled."""
+        build = (lambda i: _pinned(batches[i])) if self.pin else batches.__getitem__
+        if not self.enabled:
+            yield from (build(i) for i in range(start, len(batches)))
+            return
+        pending = deque(self._batch_pool.submit(build, i) for i in range(start, min(start + self.depth, len(batches))))
+        upcoming = start + len(pending)
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                if upcoming < len(batches):
+                    pending.append(self._batch_pool.submit(build, upcoming))
+                    upcoming += 1
+                yield batch
+        finally:  # an epoch cut short (time box) drops what was queued
+            for f in pending:
+                f.cancel()
+
+    def close(self) -> None:
+        for pool in (self._epoch_pool, self._batch_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+class RunLog:
+    """Print a line and append it to run_dir/log.txt."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+class Trainer:
+    def __init__(self, model: PlaylistModel, stages: list[Stage], run_dir: str | Path, device: torch.device,
+                 config: TrainConfig, vocab_hash: str, run_config: dict[str, Any] | None = None):
+        """
+        Args:
+            model: the model, already on `device`; its config must have `d_model` (Noam).
+            stages: the stages in order.
+            run_dir: the run folder (created).
+            vocab_hash: the dumps' vocabulary hash, stored in checkpoints and checked on resume.
+            run_config: the resolved flags (and anything else) to write to config.json and the checkpoints.
+        """
+        self.model, self.stages, self.device, self.config = model, stages, device, config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.vocab_hash = vocab_hash
+        self.run_config = dict(run_config or {}, train=dataclasses.asdict(config),
+                               stages=[{f.name: getattr(s, f.name) for f in dataclasses.fields(s)
+                                        if f.name not in ("data", "validate")} for s in stages],
+                               model_name=model.name, model_config=model.config_dict())
+        self.log = RunLog(self.run_dir / "log.txt")
+        self.log(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+        self.amp = config.amp and device.type == "cuda"
+        if config.amp and not self.amp:
+            self.log("--amp applies to CUDA only; training in float32 on the CPU")
+        self.prefetch = Prefetcher(False, pin=False)  # the real one is made per fit(): its threads end with it
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9,
+                                          fused=device.type == "cuda")
+        self.scheduler = noam_scheduler(self.optimizer, model.config.d_model, config.warmup_steps)
+        self.step = 0
+        self.best_score: float | None = None
+        self.best_epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.elapsed_before = 0.0  # training time of earlier invocations (resume)
+        self._t0 = time.time()
+        self._validated_step = -1
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the loop
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train through all stages (or continue from last.pt); return {best_score, best_epoch, step, stopped}.
+
+        On the CPU, torch's deterministic algorithms are on during the fit (index_put_ with accumulate, used by the
+        table-dropout backward, is otherwise not bitwise repeatable), so a CPU run and its resume are exact.
+        """
+        previous = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(previous or self.device.type == "cpu")
+        cuda = self.device.type == "cuda"
+        self.prefetch = Prefetcher(cuda if self.config.prefetch is None else self.config.prefetch, pin=cuda)
+        try:
+            return self._fit(resume)
+        finally:
+            torch.use_deterministic_algorithms(previous)
+            self.prefetch.close()
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
+        torch.manual_seed(self.config.seed)
+        write_json(self.run_dir / "config.json", self.run_config, indent=2)
+        self._t0 = time.time()
+        start = (0, 1, 0, False)  # stage index, epoch, batch, stage already begun
+        if resume:
+            start = self._resume()
+        if start[0] >= len(self.stages):
+            self.log("the run in this folder has already finished; nothing to resume")
+            return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": "done"}
+        stopped = "done"
+        for si in range(start[0], len(self.stages)):
+            stage = self.stages[si]
+            epoch, batch = (start[1], start[2]) if si == start[0] else (1, 0)
+            if not (si == start[0] and start[3]):
+                self._begin_stage(si)
+            for epoch in range(epoch, stage.epochs + 1):
+                loss, done, interrupted = self._train_epoch(si, epoch, batch)
+                batch = 0
+                last = epoch == stage.epochs
+                if interrupted:
+                    self._validate_and_save(si, epoch, done, False, loss)
+                    stopped = "time box" if self._over_time() else "max_steps"
+                    break
+                if epoch == 1 or epoch % stage.valid_every == 0 or last:
+                    if self._validate_and_save(si, epoch, done, True, loss):
+                        self.log(f"[{self._tag(stage)}] early stop at epoch {epoch}: best score "
+                                 f"{self.best_score:.6f} at epoch {self.best_epoch}")
+                        break
+            if stopped != "done":
+                break
+        if not (self.run_dir / "best.pt").exists():
+            # stopped before any stage that selects on a score: keep the current weights as the best there is
+            save_checkpoint(self.run_dir / "best.pt", self._checkpoint(si, epoch, 0, True, False))
+            self.log(f"no validation score yet; best.pt holds the weights at step {self.step}")
+        best = "none" if self.best_score is None else f"{self.best_score:.6f} at epoch {self.best_epoch}"
+        self.log(f"finished ({stopped}) at step {self.step}: best score {best}; run folder {self.run_dir}")
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": stopped}
+
+    def _begin_stage(self, si: int) -> None:
+        """A new stage: Noam restarts at step 1, Adam keeps its state (primed for parameters new to training)."""
+        self.scheduler = noam_scheduler(self.optimizer, self.model.config.d_model, self.config.warmup_steps)
+        if si > 0:
+            n = carry_adam_steps(self.optimizer, self.step)
+            self.log(f"[{self._tag(self.stages[si])}] stage starts: lr step reset to 1, Adam state kept "
+                     f"({n} parameter tensors start at Adam step {self.step}, as TF's global bias correction)")
+        self.best_score, self.best_epoch = None, 0
+
+    def _train_epoch(self, si: int, epoch: int, start: int = 0) -> tuple[float, int, bool]:
+        """Train batches start.. of the epoch; -> (mean plain loss, batches done, stopped by time box/max_steps)."""
+        stage = self.stages[si]
+        batches = self.prefetch.epoch(stage.data, si, epoch, epoch < stage.epochs)
+        weight = stage.ranking_weight if stage.ranking_from_epoch is not None and epoch >= stage.ranking_from_epoch \
+            else 0.0
+        self.model.train()
+        total, n = torch.zeros((), device=self.device), 0
+        bar = tqdm(total=len(batches), initial=start, desc=f"{self._tag(stage)} epoch {epoch}", leave=False,
+                   disable=not (self.config.progress and sys.stderr.isatty()), dynamic_ncols=True)
+        stream = self.prefetch.batches(batches, start)
+        done, interrupted = start, False
+        for i in range(start, len(batches)):
+            if self._should_stop():
+                interrupted = True
+                break
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(stream).items()}
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                loss, plain = self.model.loss(batch, weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            total += plain.detach().float()
+            n += 1
+            done = i + 1
+            bar.update()
+            if n % 100 == 0 and not bar.disable:
+                bar.set_postfix(loss=f"{total.item() / n:.5f}")
+        stream.close()
+        bar.close()
+        return (total.item() / n if n else float("nan")), done, interrupted
+
+    def _validate_and_save(self, si: int, epoch: int, batch: int, epoch_done: bool, loss: float) -> bool:
+        """Validate, log, save last.pt (and best.pt on improvement); -> whether to stop early."""
+        stage = self.stages[si]
+        stop = improved = False
+        if self._validated_step != self.step:  # a time box right after a validation does not repeat it
+            metrics = stage.validate(self.model)
+            self._validated_step = self.step
+            lr = self.scheduler.get_last_lr()[0]
+            self.history.append({"stage": stage.name, "epoch": epoch, "step": self.step, "loss": loss,
+                                 **metrics, "lr": lr, "elapsed": self._elapsed()})
+            self.log(format_log(self._tag(stage), epoch, self.step, loss, metrics, lr, self._elapsed()))
+            if stage.early_stop:
+                self.best_score, self.best_epoch, improved, stop = early_stopping(
+                    metrics["score"], self.best_score, self.best_epoch, epoch, self.config.patience)
+        ckpt = self._checkpoint(si, epoch, batch, epoch_done, stop)
+        if improved:
+            save_checkpoint(self.run_dir / "best.pt", ckpt)
+        save_checkpoint(self.run_dir / "last.pt", ckpt)
+        return stop
+
+    # ------------------------------------------------------------------------------------------------------------
+    # stopping, checkpoints, resume
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self._t0
+
+    def _over_time(self) -> bool:
+        return self.config.max_minutes is not None and time.time() - self._t0 >= 60 * self.config.max_minutes
+
+    def _should_stop(self) -> bool:
+        return self._over_time() or (self.config.max_steps is not None and self.step >= self.config.max_steps)
+
+    def _tag(self, stage: Stage) -> str:
+        return self.model.name if len(self.stages) == 1 else f"{self.model.name}:{stage.name}"
+
+    def _checkpoint(self, si: int, epoch: int, batch: int, epoch_done: bool, early_stopped: bool) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model_name": self.model.name, "model_config": self.model.config_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "step": self.step,
+            "stage": self.stages[si].name, "stage_index": si, "epoch": epoch, "batch": batch, "epoch_done": epoch_done,
+            "early_stopped": early_stopped, "best_score": self.best_score, "best_epoch": self.best_epoch,
+            "vocab_hash": self.vocab_hash, "train_config": self.run_config, "history": self.history,
+            "rng": rng, "elapsed": self._elapsed(),
+        }
+
+    def _resume(self) -> tuple[int, int, int, bool]:
+        """Restore everything from last.pt; -> (stage index, epoch, batch, stage already begun) to continue at."""
+        path = self.run_dir / "last.pt"
+        ckpt = load_checkpoint(path, map_location=self.device)
+        check_vocab(ckpt, self.vocab_hash, path)
+        if ckpt["model_name"] != self.model.name or ckpt["model_config"] != self.model.config_dict():
+            raise InputError(f"{path}: holds {ckpt['model_name']} with config {ckpt['model_config']}, not "
+                             f"{self.model.name} with config {self.model.config_dict()}; use another --output_dir")
+        if [s.name for s in self.stages][ckpt["stage_index"]] != ckpt["stage"]:
+            raise InputError(f"{path}: stage {ckpt['stage']!r} is not stage {ckpt['stage_index']} of this run")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.step, self.history, self.elapsed_before = ckpt["step"], ckpt["history"], ckpt["elapsed"]
+        self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        if "cuda" in ckpt["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
+        self._validated_step = self.step
+        si, epoch, batch = ckpt["stage_index"], ckpt["epoch"], ckpt["batch"]
+        if ckpt["early_stopped"]:
+            position = (si + 1, 1, 0, False)
+        elif ckpt["epoch_done"]:
+            position = (si, epoch + 1, 0, True)
+        else:
+            position = (si, epoch, batch, True)
+        self.log(f"resumed from {path}: stage {ckpt['stage']}, epoch {epoch}, step {self.step}")
+        return position
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# helpers for the entry points
+
+
+def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:
+    """The step-1 dumps under output_dir, checked to come from dataset_dir (their val answers live there)."""
+    dumps = load_dumps(output_dir)
+    made_from = Path(dumps.meta["paths"]["dataset_dir"]).resolve()
+    if made_from != Path(dataset_dir).resolve():
+        raise InputError(f"{dumps.dir / 'meta.json'}: these dumps were made from {made_from}, not {dataset_dir}; "
+                         f"pass --dataset_dir={made_from} or rerun step 1")
+    return dumps
+
+
+def dumps_summary(dumps: Dumps) -> dict[str, Any]:
+    """What config.json records about the data a run was trained on."""
+    m = dumps.meta
+    return {"dir": str(dumps.dir), "created": m["created"], "sources": m["sources"], "split": m["split"],
+            "vocab": m["vocab"], "sentencepiece": m["sentencepiece"], "has_song_meta": m["has_song_meta"]}

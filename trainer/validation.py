@@ -1,0 +1,141 @@
+"""Validation during training (ORIGINAL.md 2.4, 3.3, 3.4): arena nDCG on the local val questions; model 2's MLM check.
+
+`validate` scores the questions the model answers (its `accepts` rule) against dataset/answers/val.json:
+songs = the top 10000 by sigmoid minus seen songs and songs issued after the playlist's updt_date, first 100 kept;
+tags = the top 30 minus seen tags, first 10 kept; decoded to raw ids and scored by evaluate.evaluate_from_data.
+It also reports a validation loss with question + answer items as targets (logged only, as in the original).
+Difference: where fewer than 100 songs / 10 tags survive the filters (tiny vocabularies), the list is padded with
+the most popular vocabulary items not yet in it nor seen, so that the official checks pass; the original would crash.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from data_loader.dumps import Dumps
+from data_loader.jsonio import InputError, load_json
+from data_loader.playlists import CSR
+from data_loader.songs_tags_artists_data import artists_of, coo, hstack, row_sets
+from data_loader.vocab import Vocab
+from evaluate import evaluate_from_data
+from models.base import PlaylistModel
+from predictor.candidates import filtered_topk, issue_date_banned
+
+SONGS_SEARCH, SONGS_KEEP = 10000, 100
+TAGS_SEARCH, TAGS_KEEP = 30, 10
+
+_answers_cache: dict[tuple[str, float], dict[int, dict]] = {}
+
+
+def load_answers(path: str | os.PathLike) -> dict[int, dict]:
+    """{playlist id: answer dict} of an answers file, read once per (path, modification time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: answers file not found; rerun step 1 (data_loader/dump_datasets.py)")
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _answers_cache:
+        _answers_cache.clear()
+        _answers_cache[key] = {int(a["id"]): a for a in load_json(path)}
+    return _answers_cache[key]
+
+
+def pad_popular(idx: np.ndarray, seen: CSR, first_id: int, n_items: int) -> np.ndarray:
+    """Replace the -1 tail of each row of idx [B, k] by the lowest (most popular) item ids not in the row or seen.
+
+    `seen` holds the label ids of each row's question items; item id = label id - first_id.
+    """
+    idx = idx.copy()
+    for r in np.flatnonzero((idx < 0).any(1)):
+        taken = set(idx[r][idx[r] >= 0].tolist()) | set((seen.row(r) - first_id).tolist())
+        fill = [i for i in range(n_items) if i not in taken][: int((idx[r] < 0).sum())]
+        if len(fill) < (idx[r] < 0).sum():
+            raise InputError(f"the vocabulary has too few items ({n_items}) to recommend {idx.shape[1]} per playlist")
+        idx[r][idx[r] < 0] = fill
+    return idx
+
+
+def _answer_targets(answers: list[dict], q_songs: CSR, q_tags: CSR, vocab: Vocab) -> tuple[CSR, CSR, CSR]:
+    """Validation-loss targets: the in-vocab songs, tags and artists of question + answer (original's loss check)."""
+    a_songs = CSR.from_lists(vocab.encode_songs(a["songs"]) for a in answers)
+    a_tags = CSR.from_lists(vocab.encode_tags(a["tags"]) for a in answers)
+    songs, tags = hstack([q_songs, a_songs]), hstack([q_tags, a_tags])
+    songs, tags = (row_sets(x.row_ids(), x.values, len(x)) for x in (songs, tags))
+    return songs, tags, artists_of(songs, vocab)
+
+
+@torch.no_grad()
+def validate(model: PlaylistModel, dumps: Dumps, device: torch.device, bs: int = 128,
+             amp: bool = False) -> dict[str, float]:
+    """-> {music_ndcg, tag_ndcg, score, val_loss, count} over the val questions the model accepts."""
+    vocab, questions = dumps.vocab, dumps.val_questions
+    answers_by_id = load_answers(dumps.val_answers_path)
+    rows = np.flatnonzero(model.accepts(questions))
+    if len(rows) == 0:
+        raise InputError(f"{dumps.val_questions_path}: no validation question that {model.name} can answer")
+    q = questions.take(rows)
+    missing = [int(i) for i in q.ids if int(i) not in answers_by_id]
+    if missing:
+        raise InputError(f"{dumps.val_answers_path}: no answer for question id {missing[0]} "
+                         f"({len(missing)} missing); rerun step 1")
+    answers = [answers_by_id[int(i)] for i in q.ids]
+    t_songs, t_tags, t_artists = _answer_targets(answers, q.songs, q.tags, vocab)
+    issue = torch.from_numpy(dumps.song_issue_dates.astype(np.int64)).to(device)
+    S = vocab.n_songs
+    raw_songs, raw_tags = np.asarray(vocab.songs, dtype=np.int64), np.asarray(vocab.tags, dtype=object)
+
+    was_training = model.training
+    model.eval()
+    song_idx, tag_idx, loss_sum = [], [], 0.0
+    for a in range(0, len(rows), bs):
+        b = min(a + bs, len(rows))
+        part = np.arange(a, b)
+        batch = {k: v.to(device) for k, v in model.question_batch(questions, rows[a:b]).items()}
+        seen_songs = coo(q.songs.take(part), 0).to(device)
+        seen_tags = coo(q.tags.take(part), S).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            song_logits, tag_logits = model.scores(batch)
+            targets = {"song_targets": coo(t_songs.take(part), 0), "tag_targets": coo(t_tags.take(part), S),
+                       "artist_targets": coo(t_artists.take(part), S + vocab.n_tags)}
+            _, plain = model.loss(batch | {k: v.to(device) for k, v in targets.items()})
+        loss_sum += float(plain) * (b - a)
+        banned = issue_date_banned(issue, torch.from_numpy(q.updt[part].astype(np.int64)).to(device))
+        song_idx.append(filtered_topk(song_logits, seen_songs, SONGS_SEARCH, SONGS_KEEP, banned)[1].cpu().numpy())
+        tag_idx.append(filtered_topk(tag_logits, seen_tags, TAGS_SEARCH, TAGS_KEEP)[1].cpu().numpy())
+    model.train(was_training)
+
+    song_idx = pad_popular(np.concatenate(song_idx), q.songs, 0, S)
+    tag_idx = pad_popular(np.concatenate(tag_idx), q.tags, S, vocab.n_tags)
+    rec = [{"id": int(pid), "songs": raw_songs[s].tolist(), "tags": raw_tags[t].tolist()}
+           for pid, s, t in zip(q.ids, song_idx, tag_idx)]
+    result = evaluate_from_data(answers, rec, gt_name=str(dumps.val_answers_path), rec_name="validation")
+    return {"music_ndcg": result["music_ndcg"], "tag_ndcg": result["tag_ndcg"], "score": result["score"],
+            "val_loss": loss_sum / len(rows), "count": result["count"]}
+
+
+@torch.no_grad()
+def validate_mlm(model: PlaylistModel, batches: Sequence[dict[str, torch.Tensor]], device: torch.device,
+                 amp: bool = False) -> dict[str, float]:
+    """-> {mlm_loss, mlm_acc, count}: model 2 stage A's masked-piece loss and accuracy on the fixed-masked val
+    question titles (logged only).
+
+    The loss comes from model.loss; the accuracy needs the MLM logits, hidden @ bpe_embedding.T (the tied head).
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for i in range(len(batches)):
+        batch = {k: v.to(device) for k, v in batches[i].items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            _, plain = model.loss(batch)
+            rows, cols = batch["mlm_positions"]
+            logits = model.hidden(batch["ids"])[rows, cols] @ model.bpe_embedding.T  # [M, n_pieces]
+        m = len(batch["mlm_labels"])
+        loss_sum += float(plain) * m
+        correct += int((logits.argmax(1) == batch["mlm_labels"]).sum())
+        count += m
+    model.train(was_training)
+    return {"mlm_loss": loss_sum / max(count, 1), "mlm_acc": correct / max(count, 1), "count": count}
