@@ -4,7 +4,7 @@ Each step runs as its own process, as in the original (os.system there), so that
 the first step that fails stops the run with its exit status.
 
     python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
-        [--mlm_epochs=100] [--amp] [--resume] [--skip_dump]
+        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume] [--skip_dump]
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def run_step(script: str, args: list[str]) -> None:
 
 def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
          max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
-         amp: bool = False, resume: bool = False, skip_dump: bool = False) -> None:
+         warmup_steps: int | None = None, amp: bool = False, resume: bool = False, skip_dump: bool = False) -> None:
     """Dump, then train both models.
 
     Args:
@@ -46,6 +46,7 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         max_minutes: time box per model (model 2: MLM and fine-tuning together).
         epochs: at most this many epochs per model (model 2: fine-tuning epochs); default the original's 300.
         mlm_epochs: model 2's MLM pre-training epochs; default the original's 100.
+        warmup_steps: Noam warmup of both models; default the original's 4000 (a short demo run needs far fewer).
         amp: bf16 autocast on CUDA.
         resume: continue both trainings from their last.pt.
         skip_dump: reuse the dumps already in output_dir.
@@ -54,7 +55,8 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
     common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
     if not skip_dump:
         run_step("data_loader/dump_datasets.py", common)
-    train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs) + ["--amp"] * amp + ["--resume"] * resume
+    train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
+    train += ["--amp"] * amp + ["--resume"] * resume
     run_step("trainer/songs_tags_artists_model_trainer.py", train)
     run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs))
 

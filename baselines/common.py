@@ -1,7 +1,7 @@
 """What every baseline shares: reading the split, popularity rankings, topping lists up, writing results.json.
 
 A baseline is a function `recommend(train, questions, song_meta) -> list of {"id", "songs", "tags"}` over the
-raw JSON records; `main` wraps it as the same CLI for all of them (python -m baselines.<name>), reading
+raw JSON records; `cli` wraps it as the same CLI for all of them (python -m baselines.<name>), reading
 {dataset_dir}/orig/train.json (the 90% split of step 1) and writing a results file the official evaluate.py accepts.
 """
 from __future__ import annotations

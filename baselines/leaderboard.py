@@ -68,6 +68,9 @@ def markdown(rows: list[tuple[str, dict, float]], skipped: list[tuple[str, str]]
              "| method | questions | music nDCG | tag nDCG | score | seconds |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {r['count']} | {r['music_ndcg']:.6f} | {r['tag_ndcg']:.6f} | {r['score']:.6f} | {sec:.1f} |"
               for name, r, sec in rows]
+    if any(name.startswith("bert_") and name != "bert_ensemble" for name, _, _ in rows):
+        lines += ["", "bert_<model>: that model alone through the ensemble code; the questions it does not accept "
+                  "get the cold-start answer (the most popular songs and tags)."]
     lines += ["", "## By question type", "", "| method | question type | count | music nDCG | tag nDCG | score |",
               "|---|---|---:|---:|---:|---:|"]
     for name, r, _ in rows:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from data_loader.playlists import CSR, Playlists
-from data_loader.songs_tags_artists_data import coo, epoch_rng, padded
+from data_loader.songs_tags_artists_data import coo, distinct_items, epoch_rng, padded, truncate
 from data_loader.title import MASK, PAD, SEP, SONGS_CLS, TAGS_CLS
 from data_loader.vocab import Vocab
 
@@ -26,16 +26,6 @@ MAX_PIECES = 50
 SEQ_LEN = MAX_PIECES + 3  # title_model_max_sequence_length
 MASK_PROB = 15  # percent: randint(1, 100) <= 15
 MLM_STREAM, FINETUNE_STREAM, MLM_VAL_STREAM = 2, 3, 4
-
-
-def truncate(title: CSR, n: int = MAX_PIECES) -> CSR:
-    """The first n values of every row."""
-    full = title.lengths()
-    lens = np.minimum(full, n)
-    keep = np.arange(len(title.values)) - np.repeat(title.offsets[:-1], full) < np.repeat(lens, full)
-    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    return CSR(title.values[keep], offsets)
 
 
 def title_ids(pieces: CSR) -> np.ndarray:
@@ -113,7 +103,7 @@ class TitleMLMData:
     """Stage A: re-masked MLM epochs over the orig/train titles with more than one piece."""
 
     def __init__(self, train: Playlists, n_pieces: int, bs: int = 128, seed: int = 0):
-        self.pieces = truncate(train.title.take(np.flatnonzero(train.title.lengths() > 1)))
+        self.pieces = truncate(train.title.take(np.flatnonzero(train.title.lengths() > 1)), MAX_PIECES)
         self.n_pieces, self.bs, self.seed = n_pieces, bs, seed
 
     def __len__(self) -> int:
@@ -125,8 +115,8 @@ class TitleMLMData:
 
 
 def mlm_validation_batches(questions: Playlists, n_pieces: int, bs: int = 128, seed: int = 0) -> TitleEpoch:
-    """The val question titles masked once with a fixed draw, so that the logged MLM loss is comparable across epochs."""
-    pieces = truncate(questions.title.take(np.flatnonzero(questions.title.lengths() > 1)))
+    """The val question titles masked once with a fixed draw, so that the logged MLM loss compares across epochs."""
+    pieces = truncate(questions.title.take(np.flatnonzero(questions.title.lengths() > 1)), MAX_PIECES)
     return _masked_epoch(pieces, n_pieces, bs, epoch_rng(seed, MLM_VAL_STREAM, 0), False)
 
 
@@ -134,8 +124,8 @@ class TitleFinetuneData:
     """Stage B: reshuffled epochs of (title ids, all in-vocab songs and tags) over the playlists with a title."""
 
     def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0):
-        self.playlists = train.take(np.flatnonzero(train.title.lengths() > 0))
-        self.ids = title_ids(truncate(self.playlists.title))
+        self.playlists = distinct_items(train.take(np.flatnonzero(train.title.lengths() > 0)))
+        self.ids = title_ids(truncate(self.playlists.title, MAX_PIECES))
         self.n_songs, self.bs, self.seed = vocab.n_songs, bs, seed
 
     def __len__(self) -> int:

@@ -10,11 +10,15 @@ For every orig/train playlist with at least one in-vocab song, tag or artist, ea
 
 The draws for a whole epoch are made at once with numpy (one random key per song, the k_s smallest keys of a row
 are its sample), so building an epoch costs a few sorts of the item arrays, not a Python loop per playlist.
+Rows longer than 280 (songs_tags_artists_model_max_sequence_length) lose their last artists, as the model's
+question_batch does; the original never truncates (the longest row of the full-size sample is ~210).
 Randomness: the original seeds Python's `random` with 888; we cannot reproduce TensorFlow-era draws anyway, so
-epoch e of a run with seed s uses numpy's Generator seeded with (s, e). An epoch is therefore a pure function of
-(seed, epoch), which is what lets --resume continue in the middle of an epoch with the same batches.
+epoch e of a run with seed s uses numpy's Generator seeded with (s, stream, e). An epoch is therefore a pure function
+of (seed, epoch), which is what lets --resume continue in the middle of an epoch with the same batches.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from data_loader.vocab import Vocab
 
 MAX_SONGS = 100  # val_test_max_songs: a question shows at most 100 songs
 MAX_TAGS = 5  # val_test_max_tags
+MAX_LEN = 280  # positions per input row
 DENOISING_STREAM = 1  # epoch_rng stream id; the title model's streams are 2, 3, 4
 
 
@@ -46,6 +51,16 @@ def hstack(parts: list[CSR]) -> CSR:
     return CSR(values, offsets)
 
 
+def truncate(csr: CSR, n: int) -> CSR:
+    """The first n values of every row."""
+    full = csr.lengths()
+    lens = np.minimum(full, n)
+    keep = np.arange(len(csr.values)) - np.repeat(csr.offsets[:-1], full) < np.repeat(lens, full)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return CSR(csr.values[keep], offsets)
+
+
 def row_sets(rows: np.ndarray, values: np.ndarray, n_rows: int) -> CSR:
     """CSR of the distinct values of each row, sorted, from COO (row, value) pairs.
 
@@ -57,6 +72,15 @@ def row_sets(rows: np.ndarray, values: np.ndarray, n_rows: int) -> CSR:
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(key // width, minlength=n_rows), out=offsets[1:])
     return CSR((key % width).astype(np.int32), offsets)
+
+
+def distinct_items(pl: Playlists) -> Playlists:
+    """The playlists with each song and tag listed once, sorted: a target is a set (the original's multi-hot).
+
+    The Melon files repeat no item within a playlist, so this only guards the BCE against double positives.
+    """
+    return dataclasses.replace(pl, songs=row_sets(pl.songs.row_ids(), pl.songs.values, len(pl)),
+                               tags=row_sets(pl.tags.row_ids(), pl.tags.values, len(pl)))
 
 
 def artists_of(songs: CSR, vocab: Vocab) -> CSR:
@@ -125,7 +149,7 @@ class SongsTagsArtistsData:
 
     def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0):
         usable = (train.songs.lengths() > 0) | (train.tags.lengths() > 0) | (train.artists.lengths() > 0)
-        self.playlists = train.take(np.flatnonzero(usable))
+        self.playlists = distinct_items(train.take(np.flatnonzero(usable)))
         self.vocab, self.bs, self.seed = vocab, bs, seed
         self.cls = np.array([vocab.special(s) for s in ("@songs_cls", "@tags_cls", "@artists_cls")], np.int32)
 
@@ -143,5 +167,5 @@ class SongsTagsArtistsData:
         tags = sample_rows(pl.tags, k_tags, rng)
         n = len(pl)
         cls = CSR(np.tile(self.cls, n), np.arange(n + 1, dtype=np.int64) * 3)
-        inputs = hstack([cls, songs, tags, artists_of(songs, self.vocab)])
+        inputs = truncate(hstack([cls, songs, tags, artists_of(songs, self.vocab)]), MAX_LEN)
         return DenoisingEpoch(inputs, pl, self.vocab, self.bs)

@@ -4,17 +4,15 @@ The original writes its block as x = LN(x); h = x + Drop(MHA(x)); h = LN(h); x =
 Because the residual adds the *normalised* tensor this is a post-norm Transformer with an extra LayerNorm on the
 embeddings, which is how it is built here: Encoder = LN(embeddings) -> post-norm EncoderLayers (2L+1 LayerNorms).
 
-Speed notes (the output heads over ~10^5 items dominate a step, see the benchmark in the models' report):
+Speed notes (the output heads over ~10^5 items dominate a step; everything else is kept to a few passes):
 - TableDropout draws one keep-mask per forward and returns the masked table *unscaled* together with 1/(1-p);
   callers fold that factor into their small operand (the [B, d] queries, the looked-up rows), saving a pass over
   the [V, d] table. Its backward folds the lookup's gradient into the table gradient in one pass.
-- SegmentLogits computes several heads over row ranges of one table and writes their table gradient straight into
+- segment_logits computes several heads over row ranges of one table and writes their table gradient straight into
   one [V, d] buffer (autograd would build a zero-filled [V, d] tensor per slice and add them up).
 - The last encoder layer can compute only its first `n_out` positions: the heads read nothing else.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -35,22 +33,29 @@ def compute_dtype(t: torch.Tensor) -> torch.dtype:
 # Table dropout and tied heads
 # ---------------------------------------------------------------------------------------------------------------------
 
+MASK_CHUNK = 1 << 19  # mask elements drawn per numpy call: the random words stay in cache until compared
+
+
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """`dtype` tensor of 0/1, each element 1 with probability 1-p independently (a float mask multiplies ~2x
     faster than a bool one on the CPU).
 
     On the CPU torch's generator is serial (~0.5 s for a [184k, 240] table); numpy's SFC64 makes the same
-    32-bit uniform draws ~10x faster. Its seed is drawn from torch's generator, so torch.manual_seed still fixes
-    the masks. Drop <=> the 32-bit word, read as int32, is below INT32_MIN + round(p * 2^32), so the drop rate
-    is p to within 2^-33.
+    32-bit uniform draws several times faster. Its seed comes from torch's generator, so torch.manual_seed still
+    fixes the masks. Element i is dropped iff its 32-bit word, read as int32, is below INT32_MIN + round(p * 2^32),
+    so the drop rate is p to within 2^-33.
     """
     if device.type != "cpu":
         return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - p)
-    n = math.prod(shape)
     seed = int(torch.randint(0, 2**62, (1,)).item())
-    words = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw((n + 1) // 2)  # uint64
-    bits = torch.from_numpy(words.view(np.int32)[:n]).view(shape)
-    return torch.ge(bits, -(2**31) + round(p * 2**32), out=torch.empty(shape, dtype=dtype))
+    threshold = -(2**31) + round(p * 2**32)
+    out = torch.empty(shape, dtype=torch.float32)
+    flat = out.view(-1).numpy()
+    for i, a in enumerate(range(0, flat.size, MASK_CHUNK)):
+        b = min(a + MASK_CHUNK, flat.size)
+        words = np.random.Generator(np.random.SFC64([seed, i])).bit_generator.random_raw((b - a + 1) // 2)  # uint64
+        np.greater_equal(words.view(np.int32)[: b - a], threshold, out=flat[a:b], casting="unsafe")
+    return out.to(dtype)
 
 
 class Dropout(nn.Module):
@@ -104,14 +109,12 @@ class TableDropout(nn.Module):
         self.p = p
 
     def forward(self, table: torch.Tensor, ids: torch.Tensor | None = None):
+        if not self.training or self.p == 0:
+            return table, (F.embedding(ids, table) if ids is not None else None), 1.0
         flat = ids.reshape(-1) if ids is not None else table.new_zeros(0, dtype=torch.long)
-        if self.training and self.p > 0:
-            masked, rows = _MaskedTable.apply(table, keep_mask(tuple(table.shape), self.p, table.device, table.dtype),
-                                               flat)
-            scale = 1.0 / (1.0 - self.p)
-        else:
-            masked, rows, scale = table, table.index_select(0, flat), 1.0
-        return masked, (rows.view(*ids.shape, table.shape[1]) if ids is not None else None), scale
+        keep = keep_mask(tuple(table.shape), self.p, table.device, table.dtype)
+        masked, rows = _MaskedTable.apply(table, keep, flat)
+        return masked, (rows.view(*ids.shape, table.shape[1]) if ids is not None else None), 1.0 / (1.0 - self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -151,7 +154,7 @@ class _SegmentLogits(torch.autograd.Function):
                 g = g.to(dtype)
                 torch.mm(g.T, q[:, k], out=grad_table[lo:hi])  # [hi-lo, d]
                 grad_q[:, k] = g @ table[lo:hi].to(dtype)  # [B, d]
-                grad_b.append(g.sum(0))
+                grad_b.append(g.sum(0, dtype=torch.float32))
             grad_table[covered:].zero_()
         return (grad_table.to(ctx.table_dtype), grad_q.to(queries.dtype), None, *grad_b)
 

@@ -72,7 +72,8 @@ class SongsTagsArtistsModel(PlaylistModel):
     def __init__(self, config: SongsTagsArtistsConfig):
         super().__init__()
         self.config = c = config
-        self.embedding = nn.Parameter(torch.empty(c.vocab_size, c.d_model).normal_(0.0, c.d_model**-0.5))  # [S+T+A+5, d]
+        # the one tied table [S+T+A+5, d]: input embeddings of every token and output weights of the three heads
+        self.embedding = nn.Parameter(torch.empty(c.vocab_size, c.d_model).normal_(0.0, c.d_model**-0.5))
         self.table_dropout = TableDropout(c.table_dropout)
         self.encoder = Encoder(c.d_model, c.n_layers, c.n_heads, c.d_ff, c.dropout, "gelu_tanh")
         self.song_bias = nn.Parameter(torch.zeros(c.n_songs))
@@ -87,7 +88,7 @@ class SongsTagsArtistsModel(PlaylistModel):
         biases = [self.song_bias, self.tag_bias, self.artist_bias][:n_logits]
         mask = ids != c.pad  # [B, L]
         table, rows, scale = self.table_dropout(self.embedding, ids)  # dropped table = table * scale
-        emb = rows * (math.sqrt(c.d_model) * scale) * mask[..., None].to(rows.dtype)  # [B, L, d]
+        emb = rows * (mask.to(rows.dtype) * (math.sqrt(c.d_model) * scale))[..., None]  # [B, L, d], 0 at pads
         h = self.encoder(emb, mask, n_out=n_logits)  # [B, n_logits, d]: only the cls outputs are read
         return segment_logits(table, h * scale if scale != 1.0 else h, bounds, biases)
 

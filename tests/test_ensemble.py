@@ -289,6 +289,12 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
 
 
+def test_train_stops_at_first_failing_step(tmp_path):
+    proc = _run("train.py", f"--dataset_dir={tmp_path / 'missing'}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 1 and "dump_datasets.py failed with exit status 1" in proc.stderr
+    assert "songs_tags_artists_model_trainer" not in proc.stdout
+
+
 @pytest.mark.slow
 def test_end_to_end_with_trained_models(small_dataset, run_root, tmp_path):
     """train.py (1 epoch each) -> Ensemble.py -> evaluate; inference.py on awkward questions; recommend.py;

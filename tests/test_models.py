@@ -50,7 +50,8 @@ def dense(targets: torch.Tensor, B: int, V: int) -> torch.Tensor:
 def model1_batch(c: SongsTagsArtistsConfig) -> dict[str, torch.Tensor]:
     """Three playlists of different lengths, laid out cls + songs + tags + artists, pad-padded."""
     S_, T_ = c.n_songs, c.n_tags
-    rows = [[5, 17, 200, S_ + 3, S_ + T_ + 1, S_ + T_ + 4], [9, S_ + 7], [250, 251, 252, 253, S_ + T_ + 2]]
+    artists = [[S_ + T_ + 1, S_ + T_ + 4], [], [S_ + T_ + 2]] if c.n_artists else [[], [], []]
+    rows = [[5, 17, 200, S_ + 3] + artists[0], [9, S_ + 7] + artists[1], [250, 251, 252, 253] + artists[2]]
     L = 3 + max(map(len, rows))
     ids = torch.full((len(rows), L), c.pad)
     for i, r in enumerate(rows):
@@ -101,8 +102,9 @@ def reference_model1_logits(model: SongsTagsArtistsModel, ids: torch.Tensor, tab
             h[:, 2] @ table[S_ + T_ : S_ + T_ + c.n_artists].T + model.artist_bias)
 
 
-def test_model1_matches_reference_forward():
-    model = small_model1().eval()
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_model1_matches_reference_forward(n_layers):
+    model = small_model1(n_layers=n_layers).eval()
     ids = model1_batch(model.config)["ids"]
     with torch.no_grad():
         got = model(ids, n_logits=3)
@@ -272,8 +274,6 @@ def test_model1_without_artists_skips_the_artist_head():
     model = SongsTagsArtistsModel(SongsTagsArtistsConfig(S, T, 0, d_model=16, d_ff=64)).eval()
     batch = model1_batch(model.config)
     del batch["artist_targets"]
-    batch["ids"] = batch["ids"].clamp(max=model.config.pad)
-    batch["ids"][(batch["ids"] >= S + T) & (batch["ids"] < model.config.songs_cls)] = model.config.pad
     with torch.no_grad():
         songs, tags = model.scores(batch)
         want = F.binary_cross_entropy_with_logits(songs, dense(batch["song_targets"], 3, S)) \
@@ -316,6 +316,11 @@ def test_keep_mask_rate_and_seed():
     torch.manual_seed(3)
     assert torch.equal(m, keep_mask((1000, 1000), 0.1, torch.device("cpu"), torch.float32))
     assert not torch.equal(m, keep_mask((1000, 1000), 0.1, torch.device("cpu"), torch.float32))
+    drop, x = layers.Dropout(0.1), torch.ones(1000, 1000)
+    y = drop.train()(x)
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.002
+    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    assert drop.eval()(x) is x
 
 
 @pytest.mark.parametrize("make", [small_model1, small_model2])

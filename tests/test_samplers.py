@@ -4,7 +4,7 @@ Covers, over many draws on hand-built playlists: model 1's denoising counts stay
 (k_s in [lo, min(#songs, 100)], k_t in [lo_t, min(#tags, 5)], never both empty), input artists are exactly those
 of the sampled songs, targets are the whole playlist, and the counts and the chosen songs are uniform; model 2's
 MLM selection rate ~15% with 80/10/10 replacements, cls/sep never masked, truncation to 50 pieces, skipped titles;
-fine-tuning targets; and that an epoch is a pure function of (seed, epoch).
+fine-tuning targets (sets, even for repeated items); and that an epoch is a pure function of (seed, epoch).
 Run: python -m pytest tests/test_samplers.py -q
 """
 from __future__ import annotations
@@ -185,3 +185,24 @@ def test_batch_count_covers_every_playlist_once(bs: int):
     assert sum(len(ep[i]["ids"]) for i in range(len(ep))) == 50
     with pytest.raises(IndexError):
         ep[len(ep)]
+
+
+def test_targets_are_sets_even_if_a_playlist_repeats_an_item():
+    pl = toy_playlists([[1, 1, 2]], [[3, 3]], [[9, 9, 9]])
+    batch = SongsTagsArtistsData(pl, toy_vocab()).epoch(1)[0]
+    assert batch["song_targets"].tolist() == [[0, 0], [1, 2]] and batch["tag_targets"].tolist() == [[0], [3]]
+    batch = TitleFinetuneData(pl, toy_vocab()).epoch(1)[0]
+    assert batch["song_targets"].tolist() == [[0, 0], [1, 2]] and batch["tag_targets"].tolist() == [[0], [3]]
+
+
+def test_rows_longer_than_280_lose_their_last_artists():
+    n_songs, n_tags = 150, 6  # 2 own artists per song: 3 + 100 + 5 + 200 positions before the cut
+    vocab = Vocab(list(range(n_songs)), [f"t{i}" for i in range(n_tags)], list(range(2 * n_songs)),
+                  CSR.from_lists([[n_songs + n_tags + 2 * s, n_songs + n_tags + 2 * s + 1] for s in range(n_songs)]))
+    songs = CSR.from_lists([list(range(n_songs))] * 50)
+    tags = CSR.from_lists([list(range(n_songs, n_songs + n_tags))] * 50)
+    pl = Playlists(np.arange(50), np.zeros(50, np.int32), songs, tags, artists_of(songs, vocab),
+                   CSR.from_lists([[]] * 50))
+    ids = SongsTagsArtistsData(pl, vocab, bs=50).epoch(1)[0]["ids"]
+    assert ids.shape[1] == 280
+    assert ((ids < n_songs).sum(1) <= 100).all() and (ids[:, :3] >= n_songs + n_tags + 2 * n_songs).all()

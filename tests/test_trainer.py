@@ -3,9 +3,10 @@ the two entry points.
 
 Covers: Noam values (peaks 1.0206e-3 for d=240 and 1.3762e-3 for d=132); early_stopping cases; the ranking-weight
 switch; early stopping and the Adam state carried into a new stage with TF's global bias correction (toy model);
-a few real steps lower both models' losses; background prefetching changes nothing; save -> load -> resume gives exactly the next step of an uninterrupted
-run (CPU); a refused vocabulary hash; a time-boxed fit leaves best.pt, last.pt, log.txt, config.json and the fixed
-log line; validation helpers; both entry points end to end on a tiny dump (subprocess, --gpu=-1).
+a few real steps lower both models' losses; background prefetching changes nothing; save -> load -> resume gives
+exactly the next step of an uninterrupted run (CPU); a refused vocabulary hash; a time-boxed fit leaves best.pt,
+last.pt, log.txt, config.json and the fixed log line; validation helpers; both entry points end to end on a tiny
+dump (subprocess, --gpu=-1, --amp on the CPU is a logged no-op).
 Data: tests/conftest.py (240 generated playlists through step 1). Run: python -m pytest tests/test_trainer.py -q
 """
 from __future__ import annotations
@@ -40,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 LOG_LINE = re.compile(r"^\[[a-z_:]+\] epoch +\d+ step +\d+ loss (\d+\.\d{6}|nan) \| (\w+ \d+(\.\d{6})? ?)+ \| "
                       r"lr \d\.\d{4}e[-+]\d\d elapsed \d+\.\ds$")
-NDCG_METRICS = re.compile(r"\| music_ndcg \d\.\d{6} tag_ndcg \d\.\d{6} score \d\.\d{6} val_loss \d+\.\d{6} count \d+ \|")
+NDCG_METRICS = re.compile(r"\| music_ndcg \d\.\d{6} tag_ndcg \d\.\d{6} score \d\.\d{6} val_loss \d+\.\d{6} "
+                          r"count \d+ \|")
 
 
 @pytest.fixture(autouse=True)

@@ -69,7 +69,7 @@ class TrainConfig:
 
 def early_stopping(score: float, best_score: float | None, best_epoch: int, epoch: int,
                    patience: int) -> tuple[float, int, bool, bool]:
-    """-> (best_score, best_epoch, improved, stop). Improvement is strictly greater; stop once epoch >= best + patience."""
+    """-> (best_score, best_epoch, improved, stop): improved is strictly greater; stop once epoch >= best + patience."""
     improved = best_score is None or score > best_score
     if improved:
         best_score, best_epoch = score, epoch
