@@ -4,12 +4,9 @@
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import fire
-
-from data_loader.jsonio import InputError
+from data_loader.cli import run_cli
 from predictor.ensembling import run
 
 
@@ -30,8 +27,4 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

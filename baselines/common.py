@@ -6,8 +6,6 @@ raw JSON records; `cli` wraps it as the same CLI for all of them (python -m base
 """
 from __future__ import annotations
 
-import functools
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -88,24 +86,9 @@ def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_
     return results
 
 
-def exits_on_input_error(main: Callable[..., None]) -> Callable[..., None]:
-    """Wrap a CLI function: bad input becomes a one-line error and exit status 1 instead of a traceback."""
-
-    @functools.wraps(main)
-    def wrapped(*args, **kwargs) -> None:
-        try:
-            main(*args, **kwargs)
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
-
-    return wrapped
-
-
 def cli(recommend: Recommender, name: str, song_meta: SongMeta = "optional") -> Callable[..., None]:
-    """The fire entry of a baseline without options of its own."""
+    """The fire entry of a baseline without options of its own (run it with data_loader.cli.run_cli)."""
 
-    @exits_on_input_error
     def main(dataset_dir: str = "dataset", question_path: str | None = None,
              out_path: str = "reco_result/results.json") -> None:
         """Args:

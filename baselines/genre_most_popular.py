@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-import fire
-
 from baselines.common import answer, cli, popularity
+from data_loader.cli import run_cli
 from data_loader.jsonio import InputError
 
 GENRE_TOP = 200  # the official keeps this many songs per genre
@@ -47,4 +46,4 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 
 if __name__ == "__main__":
-    fire.Fire(cli(recommend, "genre_most_popular", song_meta="required"))
+    run_cli(cli(recommend, "genre_most_popular", song_meta="required"))

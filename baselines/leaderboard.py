@@ -11,17 +11,15 @@ Writes {output_dir}/leaderboard/<method>/results.json and the tables to {output_
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-import fire
-
 from baselines import genre_most_popular, most_popular, playlist_knn
 from baselines.common import load_split
+from data_loader.cli import run_cli
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, atomic_write, load_json, write_json
+from data_loader.jsonio import atomic_write, load_json, write_json
 from data_loader.split import split_paths
 from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
 from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
@@ -122,8 +120,4 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except (InputError, ResultsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main, (ResultsError,))

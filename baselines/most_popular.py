@@ -8,9 +8,8 @@ keeps the top 200 songs / 100 tags and could come out short; here the ranking go
 """
 from __future__ import annotations
 
-import fire
-
 from baselines.common import answer, cli, popularity
+from data_loader.cli import run_cli
 
 
 def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None) -> list[dict]:
@@ -21,4 +20,4 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 
 if __name__ == "__main__":
-    fire.Fire(cli(recommend, "most_popular", song_meta="unused"))
+    run_cli(cli(recommend, "most_popular", song_meta="unused"))

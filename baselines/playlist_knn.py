@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 
-import fire
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.common import N_SONGS, N_TAGS, answer, exits_on_input_error, run_baseline
+from baselines.common import N_SONGS, N_TAGS, answer, run_baseline
+from data_loader.cli import run_cli
 from data_loader.issue_dates import song_issue_dates
 from data_loader.playlists import CSR, updt_to_int
 from data_loader.title import normalise_title
@@ -138,7 +138,6 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
     return results
 
 
-@exits_on_input_error
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
          k: int = K, power: float = POWER, date_filter: bool = True) -> None:
     """Args:
@@ -154,4 +153,4 @@ def main(dataset_dir: str = "dataset", question_path: str | None = None, out_pat
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_cli(main)

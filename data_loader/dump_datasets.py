@@ -13,16 +13,15 @@ import contextlib
 import gc
 import hashlib
 import importlib.metadata
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-import fire
 import numpy as np
 
 from data_loader.build_vocab import RECALL, build_vocab
+from data_loader.cli import run_cli
 from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
@@ -166,8 +165,4 @@ def _run(dataset: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, Callable
 
 from data_loader.jsonio import InputError
 
@@ -49,12 +49,18 @@ def _items_error(value: Any, field: str, item_type: type, bounds: tuple[int, int
     return None
 
 
-def _playlist_error(r: Any) -> str | None:
+def _object_error(r: Any, fields: tuple[str, ...]) -> str | None:
+    """Why `r` is not an object holding all of `fields`, or None when it is."""
     if type(r) is not dict:
         return f"expected an object, got {_describe(r)}"
-    missing = [f for f in PLAYLIST_FIELDS if f not in r]
-    if missing:
-        return f"missing field(s) {', '.join(repr(f) for f in missing)}"
+    missing = [f for f in fields if f not in r]
+    return f"missing field(s) {', '.join(repr(f) for f in missing)}" if missing else None
+
+
+def _playlist_error(r: Any) -> str | None:
+    error = _object_error(r, PLAYLIST_FIELDS)
+    if error:
+        return error
     pid = r["id"]
     if type(pid) is not int or not INT64[0] <= pid <= INT64[1]:
         return f"'id' must be an int64, got {_describe(pid)}"
@@ -75,15 +81,23 @@ def _ints_within(values: list, low: int, high: int) -> bool:
     return set(map(type, values)) <= {int} and (not values or (min(values) >= low and max(values) <= high))
 
 
+def _columns(records: list, fields: tuple[str, ...]) -> list[list] | None:
+    """One list per field of the records' values, or None unless every record is an object with all the fields."""
+    if set(map(type, records)) != {dict}:
+        return None
+    try:
+        return [list(map(itemgetter(f), records)) for f in fields]
+    except KeyError:
+        return None
+
+
 def _all_playlists_valid(records: list) -> bool:
     """Column-wise, C-speed version of _playlist_error over all records: True means every record is valid,
     False means look record by record (which finds and names the first bad one)."""
-    if set(map(type, records)) != {dict}:
+    columns = _columns(records, PLAYLIST_FIELDS)
+    if columns is None:
         return False
-    try:
-        ids, songs, tags, titles, updts = (list(map(itemgetter(f), records)) for f in PLAYLIST_FIELDS)
-    except KeyError:
-        return False
+    ids, songs, tags, titles, updts = columns
     likes = [r.get("like_cnt", 0) for r in records]
     return (_ints_within(ids, *INT64) and set(map(type, titles)) == {str} and set(map(type, likes)) == {int}
             and set(map(type, songs)) == {list} and _ints_within(list(chain.from_iterable(songs)), 0, MAX_ITEM_ID)
@@ -93,12 +107,10 @@ def _all_playlists_valid(records: list) -> bool:
 
 def _all_songs_valid(records: list) -> bool:
     """Column-wise version of _song_error (see _all_playlists_valid); mixed int/str dates go record by record."""
-    if set(map(type, records)) != {dict}:
+    columns = _columns(records, SONG_META_FIELDS)
+    if columns is None:
         return False
-    try:
-        ids, dates, baskets = (list(map(itemgetter(f), records)) for f in SONG_META_FIELDS)
-    except KeyError:
-        return False
+    ids, dates, baskets = columns
     date_types = set(map(type, dates))
     if date_types == {str}:
         joined = "".join(dates)
@@ -113,14 +125,22 @@ def _record_name(i: int, r: Any, key: str) -> str:
     return f"record {i} ({key} {r['id']!r})" if type(r) is dict and "id" in r else f"record {i}"
 
 
-def _check_unique_ids(ids: list[int], path: str, key: str) -> None:
-    if len(set(ids)) == len(ids):
-        return
-    first: dict[int, int] = {}
-    for i, x in enumerate(ids):
-        if x in first:
-            raise InputError(f"{path}: records {first[x]} and {i} have the same {key} {x}")
-        first[x] = i
+def _check_records(records: list, path: str, key: str, all_valid: Callable[[list], bool],
+                   record_error: Callable[[Any], str | None]) -> None:
+    """The fast column-wise check; only if it fails, the record-by-record one that names the first bad record
+    (as `key` and its id); then unique ids."""
+    if not all_valid(records):
+        for i, r in enumerate(records):
+            error = record_error(r)
+            if error:
+                raise InputError(f"{path}: {_record_name(i, r, key)}: {error}")
+    ids = [r["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        first: dict[int, int] = {}
+        for i, x in enumerate(ids):
+            if x in first:
+                raise InputError(f"{path}: records {first[x]} and {i} have the same {key} {x}")
+            first[x] = i
 
 
 def validate_playlists(records: Any, path: str, *, require_nonempty: bool = True) -> list[str]:
@@ -138,12 +158,7 @@ def validate_playlists(records: Any, path: str, *, require_nonempty: bool = True
         raise InputError(f"{path}: expected a JSON list of playlists, got {type(records).__name__}")
     if not records and require_nonempty:
         raise InputError(f"{path}: no playlists")
-    if not _all_playlists_valid(records):
-        for i, r in enumerate(records):
-            error = _playlist_error(r)
-            if error:
-                raise InputError(f"{path}: {_record_name(i, r, 'playlist id')}: {error}")
-    _check_unique_ids([r["id"] for r in records], path, "playlist id")
+    _check_records(records, path, "playlist id", _all_playlists_valid, _playlist_error)
 
     warnings = []
     for field in ("songs", "tags"):
@@ -156,11 +171,9 @@ def validate_playlists(records: Any, path: str, *, require_nonempty: bool = True
 
 
 def _song_error(r: Any) -> str | None:
-    if type(r) is not dict:
-        return f"expected an object, got {_describe(r)}"
-    missing = [f for f in SONG_META_FIELDS if f not in r]
-    if missing:
-        return f"missing field(s) {', '.join(repr(f) for f in missing)}"
+    error = _object_error(r, SONG_META_FIELDS)
+    if error:
+        return error
     sid = r["id"]
     if type(sid) is not int or not 0 <= sid <= MAX_ITEM_ID:
         return f"'id' must be an int in [0, {MAX_ITEM_ID}], got {_describe(sid)}"
@@ -178,9 +191,4 @@ def validate_song_meta(records: Any, path: str) -> None:
         raise InputError(f"{path}: expected a JSON list of songs, got {type(records).__name__}")
     if not records:
         raise InputError(f"{path}: no songs")
-    if not _all_songs_valid(records):
-        for i, r in enumerate(records):
-            error = _song_error(r)
-            if error:
-                raise InputError(f"{path}: {_record_name(i, r, 'song id')}: {error}")
-    _check_unique_ids([r["id"] for r in records], path, "song id")
+    _check_records(records, path, "song id", _all_songs_valid, _song_error)

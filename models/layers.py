@@ -11,6 +11,9 @@ Speed notes (the output heads over ~10^5 items dominate a step; everything else 
 - segment_logits computes several heads over row ranges of one table and writes their table gradient straight into
   one [V, d] buffer (autograd would build a zero-filled [V, d] tensor per slice and add them up).
 - The last encoder layer can compute only its first `n_out` positions: the heads read nothing else.
+- On the CPU, dropout masks come from numpy (keep_mask), several times faster than torch's serial generator.
+- The BCE loss has a hand-written backward: no zero-filled [B, V] gradient for the positives' gather and no
+  sum of two [B, V] gradients, as autograd would make.
 """
 from __future__ import annotations
 
@@ -49,11 +52,13 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: tor
         return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - p)
     seed = int(torch.randint(0, 2**62, (1,)).item())
     threshold = -(2**31) + round(p * 2**32)
-    out = torch.empty(shape, dtype=torch.float32)
-    flat = out.view(-1).numpy()
+    out = torch.empty(shape, dtype=torch.float32)  # float32 so numpy can write it (it has no bfloat16)
+    flat = out.view(-1).numpy()  # shares out's memory
     for i, a in enumerate(range(0, flat.size, MASK_CHUNK)):
         b = min(a + MASK_CHUNK, flat.size)
+        # chunk i has its own stream, seeded (seed, i); each uint64 word holds two 32-bit draws
         words = np.random.Generator(np.random.SFC64([seed, i])).bit_generator.random_raw((b - a + 1) // 2)  # uint64
+        # the bool comparison is written straight into the float32 mask as 0.0 / 1.0
         np.greater_equal(words.view(np.int32)[: b - a], threshold, out=flat[a:b], casting="unsafe")
     return out.to(dtype)
 
@@ -81,7 +86,7 @@ class _MaskedTable(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, keep: torch.Tensor, ids: torch.Tensor):
-        ctx.set_materialize_grads(False)
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as a [V, d] of zeros
         masked = table * keep
         ctx.save_for_backward(keep, ids)
         return masked, masked.index_select(0, ids)
@@ -89,6 +94,7 @@ class _MaskedTable(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_masked: torch.Tensor | None, g_rows: torch.Tensor | None):
         keep, ids = ctx.saved_tensors
+        # d(table * keep) / d table = keep, for the whole table and for the looked-up rows alike
         grad = g_masked * keep if g_masked is not None else torch.zeros_like(keep)
         if g_rows is not None and ids.numel():
             # index_put_ with accumulate sums repeated ids (every cls token) and is ~3x faster than index_add_
@@ -111,6 +117,7 @@ class TableDropout(nn.Module):
     def forward(self, table: torch.Tensor, ids: torch.Tensor | None = None):
         if not self.training or self.p == 0:
             return table, (F.embedding(ids, table) if ids is not None else None), 1.0
+        # autograd.Function takes tensors only: "no lookup" is an empty id list
         flat = ids.reshape(-1) if ids is not None else table.new_zeros(0, dtype=torch.long)
         keep = keep_mask(tuple(table.shape), self.p, table.device, table.dtype)
         masked, rows = _MaskedTable.apply(table, keep, flat)
@@ -125,10 +132,13 @@ class _SegmentLogits(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, table: torch.Tensor, queries: torch.Tensor, bounds: tuple[tuple[int, int], ...], *biases):
-        ctx.set_materialize_grads(False)
+        ctx.set_materialize_grads(False)  # a head left out of the loss gets None: its backward matmuls are skipped
         dtype = compute_dtype(table)
+        # loss.backward() runs outside the autocast region: keep the compute dtype for it, and the table's dtype
+        # for the table's gradient
         ctx.bounds, ctx.dtype, ctx.table_dtype = bounds, dtype, table.dtype
         ctx.save_for_backward(table, queries)
+        # autocast off and explicit casts, so that forward and the hand-written backward compute in one dtype
         with torch.autocast(table.device.type, enabled=False):
             q = queries.to(dtype)
             return tuple(torch.addmm(b.to(dtype), q[:, k], table[lo:hi].to(dtype).T)
@@ -138,8 +148,8 @@ class _SegmentLogits(torch.autograd.Function):
     def backward(ctx, *grads: torch.Tensor | None):
         table, queries = ctx.saved_tensors
         dtype = ctx.dtype
-        grad_table = table.new_empty(table.shape, dtype=dtype)
-        grad_q = torch.zeros_like(queries, dtype=dtype)
+        grad_table = table.new_empty(table.shape, dtype=dtype)  # each row is written once below, zeros included
+        grad_q = torch.zeros_like(queries, dtype=dtype)  # [B, K, d]; small, and a skipped head leaves zeros
         grad_b = []
         covered = 0  # rows outside every segment (the specials) get zero gradient
         with torch.autocast(table.device.type, enabled=False):
@@ -154,7 +164,7 @@ class _SegmentLogits(torch.autograd.Function):
                 g = g.to(dtype)
                 torch.mm(g.T, q[:, k], out=grad_table[lo:hi])  # [hi-lo, d]
                 grad_q[:, k] = g @ table[lo:hi].to(dtype)  # [B, d]
-                grad_b.append(g.sum(0, dtype=torch.float32))
+                grad_b.append(g.sum(0, dtype=torch.float32))  # the biases are float32 parameters
             grad_table[covered:].zero_()
         return (grad_table.to(ctx.table_dtype), grad_q.to(queries.dtype), None, *grad_b)
 
@@ -207,6 +217,7 @@ class MultiHeadAttention(nn.Module):
         q = self.q(xq).view(B, Lq, h, d // h).transpose(1, 2)  # [B, h, Lq, d/h]
         k = self.k(x).view(B, -1, h, d // h).transpose(1, 2)  # [B, h, L, d/h]
         v = self.v(x).view(B, -1, h, d // h).transpose(1, 2)  # [B, h, L, d/h]
+        # boolean attn_mask: True = may attend; [B, 1, 1, L] broadcasts over heads and queries
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :],
                                              dropout_p=self.dropout if self.training else 0.0)
         return self.o(out.transpose(1, 2).reshape(B, Lq, d))  # [B, Lq, d]
@@ -266,7 +277,11 @@ class Encoder(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 
 class _MultiHotBCE(torch.autograd.Function):
-    """Mean BCE-with-logits against a sparse multi-hot target; see multi_hot_bce_mean."""
+    """Mean BCE-with-logits against a sparse multi-hot target; see multi_hot_bce_mean.
+
+    The backward is written out because autograd would fill a [B, V] zero tensor for the gather's gradient and
+    add it to softplus's: here it is sigmoid(x) * scale in place, then -scale added at the positives.
+    """
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
@@ -278,6 +293,7 @@ class _MultiHotBCE(torch.autograd.Function):
         logits, rows, cols = ctx.saved_tensors
         scale = grad / logits.numel()
         g = torch.sigmoid(logits).mul_(scale)  # d softplus(x) / dx = sigmoid(x)
+        # accumulate: a positive listed twice was subtracted twice in forward
         g.index_put_((rows, cols), -scale.expand(rows.shape), accumulate=True)
         return g, None, None
 

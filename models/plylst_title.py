@@ -85,12 +85,17 @@ class PlylstTitleModel(PlaylistModel):
         return segment_logits(table, h * scale if scale != 1.0 else h,
                               [(0, c.n_songs), (c.n_songs, c.n_songs + c.n_tags)], [self.song_bias, self.tag_bias])
 
-    def mlm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Label-smoothed cross-entropy of the masked pieces; logits = hidden @ bpe_embedding.T (tied, no bias)."""
+    def mlm_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits [M, n_pieces] of the M masked pieces at batch["mlm_positions"] (long [2, M]: row, column):
+        hidden @ bpe_embedding.T (the MLM head is tied to the input table, no bias)."""
         h = self.hidden(batch["ids"])  # [B, L, d]
         rows, cols = batch["mlm_positions"]
-        logits = h[rows, cols] @ self.bpe_embedding.T  # [M, n_pieces]
-        return F.cross_entropy(logits.float(), batch["mlm_labels"], label_smoothing=self.config.label_smoothing)
+        return h[rows, cols] @ self.bpe_embedding.T  # [M, d] @ [d, n_pieces] -> [M, n_pieces]
+
+    def mlm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Label-smoothed cross-entropy of the masked pieces against batch["mlm_labels"] (long [M])."""
+        return F.cross_entropy(self.mlm_logits(batch).float(), batch["mlm_labels"],
+                               label_smoothing=self.config.label_smoothing)
 
     def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """MLM loss when the batch has "mlm_labels" (stage A); else BCE(songs) + 0.15 BCE(tags), means over

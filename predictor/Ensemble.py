@@ -8,11 +8,7 @@ The original's entry-point name; the logic is in predictor/ensembling.py.
 """
 from __future__ import annotations
 
-import sys
-
-import fire
-
-from data_loader.jsonio import InputError
+from data_loader.cli import run_cli
 from predictor.ensembling import TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, run
 
 
@@ -37,8 +33,4 @@ def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

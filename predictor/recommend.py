@@ -10,11 +10,10 @@ song is dropped for being issued after the playlist was last updated.
 from __future__ import annotations
 
 import json
-import sys
 
-import fire
 import numpy as np
 
+from data_loader.cli import run_cli
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError, load_json
 from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, load_members, recommend,
@@ -74,8 +73,4 @@ def main(question: str | dict | list | None = None, question_file: str | None = 
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

@@ -1,4 +1,4 @@
-"""The training machinery: trainer/noam.py, trainer/trainer.py, trainer/checkpoint.py, trainer/validation.py and
+"""The training machinery: trainer/noam.py, trainer/loop.py, trainer/checkpoint.py, trainer/validation.py and
 the two entry points.
 
 Covers: Noam values (peaks 1.0206e-3 for d=240 and 1.3762e-3 for d=132); early_stopping cases; the ranking-weight
@@ -34,7 +34,7 @@ from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.checkpoint import load_checkpoint, load_model
 from trainer.noam import noam_lr, noam_scheduler
-from trainer.trainer import Stage, TrainConfig, Trainer, early_stopping
+from trainer.loop import Stage, TrainConfig, Trainer, early_stopping
 from trainer.validation import pad_popular, validate, validate_mlm
 
 REPO = Path(__file__).resolve().parents[1]

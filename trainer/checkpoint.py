@@ -1,6 +1,6 @@
 """Checkpoints: one self-describing dict per file, written atomically; a model is rebuilt from its checkpoint alone.
 
-Keys (see trainer/trainer.py for how training fills them):
+Keys (see trainer/loop.py for how training fills them):
     model_name, model_config   registry name (models.MODELS) and config-dataclass fields: enough to rebuild the model
     model                      state_dict
     optimizer, scheduler       Adam and Noam (LambdaLR) state, for --resume

@@ -7,26 +7,17 @@
 Two stages through the same Trainer: "mlm" (masked-title pre-training, a fixed number of epochs, MLM loss and
 accuracy on the val question titles after every epoch, no early stopping), then "finetune" (title -> songs and
 tags, validated and early-stopped like model 1) with the Noam step reset to 1 and the Adam state kept.
-Only assembly here: trainer/trainer.py holds the loop.
+Only assembly here: trainer/loop.py holds the loop.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as `python trainer/<file>.py`, Python puts trainer/ first on sys.path, and trainer/trainer.py would shadow the
-# `trainer` package: put the repository root there instead.
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import fire
 import torch
 
-from data_loader.jsonio import InputError
+from data_loader.cli import run_cli
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from trainer.device import pick_device
-from trainer.trainer import Stage, TrainConfig, Trainer, dumps_summary, open_dumps
+from trainer.loop import Stage, fit_run, open_dumps
 from trainer.validation import validate, validate_mlm
 
 
@@ -69,17 +60,9 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, warmup_steps=warmup_steps,
                  dataset_dir=dataset_dir, output_dir=output_dir, mlm_epochs=mlm_epochs, epochs=epochs,
                  max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
-                 patience=patience, progress=progress, device=str(device))
-    trainer = Trainer(model, stages, Path(output_dir) / model.name, device,
-                      TrainConfig(warmup_steps=warmup_steps, patience=patience, max_minutes=max_minutes, seed=seed,
-                                  amp=amp, progress=progress),
-                      dumps.meta["vocab"]["hash"], {"flags": flags, "dumps": dumps_summary(dumps)})
-    trainer.fit(resume)
+                 patience=patience, progress=progress)
+    fit_run(model, stages, dumps, device, flags)
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

@@ -4,26 +4,17 @@
         [--artists_loss_weight=0.15] [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output]
         [--epochs=300] [--max_minutes=None] [--seed=0] [--amp=False] [--resume=False]
 
-Only assembly: dumps + model + denoising data + the generic Trainer (trainer/trainer.py holds the loop).
+Only assembly: dumps + model + denoising data + the generic Trainer (trainer/loop.py holds the loop).
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as `python trainer/<file>.py`, Python puts trainer/ first on sys.path, and trainer/trainer.py would shadow the
-# `trainer` package: put the repository root there instead.
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import fire
 import torch
 
-from data_loader.jsonio import InputError
+from data_loader.cli import run_cli
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.device import pick_device
-from trainer.trainer import Stage, TrainConfig, Trainer, dumps_summary, open_dumps
+from trainer.loop import Stage, fit_run, open_dumps
 from trainer.validation import validate
 
 
@@ -61,17 +52,9 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, artists_loss_weight=artists_loss_weight,
                  warmup_steps=warmup_steps, dataset_dir=dataset_dir, output_dir=output_dir, epochs=epochs,
                  max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
-                 patience=patience, progress=progress, device=str(device))
-    trainer = Trainer(model, [stage], Path(output_dir) / model.name, device,
-                      TrainConfig(warmup_steps=warmup_steps, patience=patience, max_minutes=max_minutes, seed=seed,
-                                  amp=amp, progress=progress),
-                      dumps.meta["vocab"]["hash"], {"flags": flags, "dumps": dumps_summary(dumps)})
-    trainer.fit(resume)
+                 patience=patience, progress=progress)
+    fit_run(model, [stage], dumps, device, flags)
 
 
 if __name__ == "__main__":
-    try:
-        fire.Fire(main)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_cli(main)

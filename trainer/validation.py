@@ -23,6 +23,7 @@ from data_loader.songs_tags_artists_data import artists_of, coo, hstack, row_set
 from data_loader.vocab import Vocab
 from evaluate import evaluate_from_data
 from models.base import PlaylistModel
+from models.plylst_title import PlylstTitleModel
 from predictor.candidates import filtered_topk, issue_date_banned
 
 SONGS_SEARCH, SONGS_KEEP = 10000, 100
@@ -117,13 +118,10 @@ def validate(model: PlaylistModel, dumps: Dumps, device: torch.device, bs: int =
 
 
 @torch.no_grad()
-def validate_mlm(model: PlaylistModel, batches: Sequence[dict[str, torch.Tensor]], device: torch.device,
+def validate_mlm(model: PlylstTitleModel, batches: Sequence[dict[str, torch.Tensor]], device: torch.device,
                  amp: bool = False) -> dict[str, float]:
-    """-> {mlm_loss, mlm_acc, count}: model 2 stage A's masked-piece loss and accuracy on the fixed-masked val
-    question titles (logged only).
-
-    The loss comes from model.loss; the accuracy needs the MLM logits, hidden @ bpe_embedding.T (the tied head).
-    """
+    """-> {mlm_loss, mlm_acc, count}: model 2 stage A's masked-piece loss (model.loss) and accuracy (argmax of
+    model.mlm_logits) on the fixed-masked val question titles (logged only)."""
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
@@ -131,8 +129,7 @@ def validate_mlm(model: PlaylistModel, batches: Sequence[dict[str, torch.Tensor]
         batch = {k: v.to(device) for k, v in batches[i].items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             _, plain = model.loss(batch)
-            rows, cols = batch["mlm_positions"]
-            logits = model.hidden(batch["ids"])[rows, cols] @ model.bpe_embedding.T  # [M, n_pieces]
+            logits = model.mlm_logits(batch)  # [M, n_pieces]
         m = len(batch["mlm_labels"])
         loss_sum += float(plain) * m
         correct += int((logits.argmax(1) == batch["mlm_labels"]).sum())

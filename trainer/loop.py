@@ -402,3 +402,18 @@ def dumps_summary(dumps: Dumps) -> dict[str, Any]:
     m = dumps.meta
     return {"dir": str(dumps.dir), "created": m["created"], "sources": m["sources"], "split": m["split"],
             "vocab": m["vocab"], "sentencepiece": m["sentencepiece"], "has_song_meta": m["has_song_meta"]}
+
+
+def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: torch.device,
+            flags: dict[str, Any]) -> dict[str, Any]:
+    """Train `model` through `stages` into {flags["output_dir"]}/{model.name}/; -> Trainer.fit's summary.
+
+    `flags` are the entry point's resolved CLI arguments: the TrainConfig fields among them configure the Trainer,
+    `resume` goes to fit, and all of them, with the device, are recorded in config.json and the checkpoints.
+    """
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
+    run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
+    trainer = Trainer(model, stages, Path(flags["output_dir"]) / model.name, device, config,
+                      dumps.meta["vocab"]["hash"], run_config)
+    return trainer.fit(flags["resume"])
