@@ -175,7 +175,7 @@ def measure_training(case: TrainCase, dumps: Dumps, device: torch.device, steps:
     model = cls(cls.config_class.from_dumps(dumps)).to(device).train()
     # as trainer/loop.py builds it; a small fixed lr instead of the Noam schedule (the lr does not change the time)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9,
-                                 fused=device.type == "cuda")
+                                 fused=True)
     batches, build_s = real_batches(case.data, WARMUP_STEPS + steps, device)
 
     def forward_backward(batch: dict[str, torch.Tensor]) -> None:

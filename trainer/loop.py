@@ -192,8 +192,9 @@ class Trainer:
         if config.amp and not self.amp:
             self.log("--amp applies to CUDA only; training in float32 on the CPU")
         self.prefetch = Prefetcher(False, pin=False)  # the real one is made per fit(): its threads end with it
+        # fused on the CPU too: ~9x faster than the foreach Adam on model 1's ~100M-float table (80 vs 730 ms)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9,
-                                          fused=device.type == "cuda")
+                                          fused=True)
         self.scheduler = noam_scheduler(self.optimizer, model.config.d_model, config.warmup_steps)
         self.step = 0
         self.best_score: float | None = None
