@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import sentencepiece as spm
 
-from data_loader.playlists import CSR, Playlists, updt_to_int
+from data_loader.playlists import CSR, Playlists, row_sets, updt_to_int
 from data_loader.title import normalise_title
 from data_loader.vocab import Vocab
 
@@ -21,21 +21,9 @@ def _filter_csr(labels: np.ndarray, lengths: np.ndarray) -> CSR:
 
 
 def artists_csr(songs: CSR, vocab: Vocab) -> CSR:
-    """For each playlist, the sorted union of the in-vocab artists of its in-vocab songs."""
-    sa = vocab.song_artists
-    per_song = sa.lengths()[songs.values]
-    rows = np.repeat(songs.row_ids(), per_song)
-    arts = sa.take(songs.values).values.astype(np.int64)
-    if len(arts) == 0:
-        return CSR(np.zeros(0, np.int32), np.zeros(len(songs) + 1, np.int64))
-    # unique (row, artist) pairs, sorted by row then artist; sort + dedupe, since numpy 2.x's np.unique takes a
-    # hash-set path that is ~30x slower on millions of distinct keys
-    key = np.sort(rows * vocab.size + arts)
-    key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-    urows = key // vocab.size
-    offsets = np.zeros(len(songs) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(urows, minlength=len(songs)), out=offsets[1:])
-    return CSR((key % vocab.size).astype(np.int32), offsets)
+    """For each row of song label ids, the sorted set of their in-vocab artist label ids."""
+    per_song = vocab.song_artists.lengths()[songs.values]
+    return row_sets(np.repeat(songs.row_ids(), per_song), vocab.song_artists.take(songs.values).values, len(songs))
 
 
 def encode_playlists(records: Sequence[dict], vocab: Vocab, sp: spm.SentencePieceProcessor) -> Playlists:

@@ -6,7 +6,6 @@ predictor never re-parse JSON or loop in Python per item. Item ids are the model
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -39,9 +38,6 @@ class CSR:
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
-
-    def rows(self, idx: Iterable[int]) -> list[np.ndarray]:
-        return [self.row(int(i)) for i in idx]
 
     def take(self, idx: np.ndarray) -> "CSR":
         """The sub-matrix of the given rows, in that order (vectorised gather)."""
@@ -100,5 +96,14 @@ def updt_to_int(updt_date: str) -> int:
     return int(updt_date[0:4] + updt_date[5:7] + updt_date[8:10])
 
 
-def playlists_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Playlists))
+def row_sets(rows: np.ndarray, values: np.ndarray, n_rows: int) -> CSR:
+    """CSR of the distinct values of each row, sorted, from COO (row, value) pairs.
+
+    Sort-based: numpy 2's hash-based np.unique is an order of magnitude slower on millions of int64 keys.
+    """
+    width = int(values.max(initial=0)) + 1
+    key = np.sort(rows.astype(np.int64) * width + values)
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key // width, minlength=n_rows), out=offsets[1:])
+    return CSR((key % width).astype(np.int32), offsets)

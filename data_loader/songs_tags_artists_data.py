@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from data_loader.playlists import CSR, Playlists
+from data_loader.encode import artists_csr
+from data_loader.playlists import CSR, Playlists, row_sets
 from data_loader.vocab import Vocab
 
 MAX_SONGS = 100  # val_test_max_songs: a question shows at most 100 songs
@@ -61,19 +62,6 @@ def truncate(csr: CSR, n: int) -> CSR:
     return CSR(csr.values[keep], offsets)
 
 
-def row_sets(rows: np.ndarray, values: np.ndarray, n_rows: int) -> CSR:
-    """CSR of the distinct values of each row, sorted, from COO (row, value) pairs.
-
-    Sort-based: numpy 2's hash-based np.unique is an order of magnitude slower on millions of int64 keys.
-    """
-    width = int(values.max(initial=0)) + 1
-    key = np.sort(rows.astype(np.int64) * width + values)
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])] if len(key) else key
-    offsets = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key // width, minlength=n_rows), out=offsets[1:])
-    return CSR((key % width).astype(np.int32), offsets)
-
-
 def distinct_items(pl: Playlists) -> Playlists:
     """The playlists with each song and tag listed once, sorted: a target is a set (the original's multi-hot).
 
@@ -81,12 +69,6 @@ def distinct_items(pl: Playlists) -> Playlists:
     """
     return dataclasses.replace(pl, songs=row_sets(pl.songs.row_ids(), pl.songs.values, len(pl)),
                                tags=row_sets(pl.tags.row_ids(), pl.tags.values, len(pl)))
-
-
-def artists_of(songs: CSR, vocab: Vocab) -> CSR:
-    """For each row of song label ids, the sorted set of their in-vocab artist label ids."""
-    per_song = vocab.song_artists.lengths()[songs.values]
-    return row_sets(np.repeat(songs.row_ids(), per_song), vocab.song_artists.take(songs.values).values, len(songs))
 
 
 def sample_rows(csr: CSR, k: np.ndarray, rng: np.random.Generator) -> CSR:
@@ -167,5 +149,5 @@ class SongsTagsArtistsData:
         tags = sample_rows(pl.tags, k_tags, rng)
         n = len(pl)
         cls = CSR(np.tile(self.cls, n), np.arange(n + 1, dtype=np.int64) * 3)
-        inputs = truncate(hstack([cls, songs, tags, artists_of(songs, self.vocab)]), MAX_LEN)
+        inputs = truncate(hstack([cls, songs, tags, artists_csr(songs, self.vocab)]), MAX_LEN)
         return DenoisingEpoch(inputs, pl, self.vocab, self.bs)

@@ -95,28 +95,6 @@ class Vocab:
         labels = [self._tag_lookup.get(t, -1) for t in raw]
         return np.asarray([x for x in labels if x >= 0], dtype=np.int32)
 
-    def artists_of(self, song_labels: np.ndarray) -> np.ndarray:
-        """Sorted union of the in-vocab artist label ids of these songs."""
-        if len(song_labels) == 0:
-            return np.zeros(0, np.int32)
-        return np.unique(np.concatenate([self.song_artists.row(int(s)) for s in song_labels]))
-
-    def decode(self, labels: Sequence[int]) -> list:
-        """Label ids -> raw items (song ints, tag strings, artist ints, special strings)."""
-        s, t, a = self.n_songs, self.n_tags, self.n_artists
-        out = []
-        for x in labels:
-            x = int(x)
-            if x < s:
-                out.append(self.songs[x])
-            elif x < s + t:
-                out.append(self.tags[x - s])
-            elif x < s + t + a:
-                out.append(self.artists[x - s - t])
-            else:
-                out.append(SPECIALS[x - s - t - a])
-        return out
-
     # persistence ----------------------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {

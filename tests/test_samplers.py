@@ -15,7 +15,8 @@ import torch
 
 from data_loader.playlists import CSR, Playlists
 from data_loader.plylst_title_data import SEQ_LEN, TitleFinetuneData, TitleMLMData, mlm_validation_batches
-from data_loader.songs_tags_artists_data import SongsTagsArtistsData, artists_of
+from data_loader.encode import artists_csr
+from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from data_loader.title import MASK, PAD, SEP, SONGS_CLS, TAGS_CLS
 from data_loader.vocab import Vocab
 
@@ -34,7 +35,7 @@ def toy_playlists(songs: list[list[int]], tags: list[list[int]], titles: list[li
     n = len(songs)
     song_csr = CSR.from_lists(songs)
     return Playlists(np.arange(n, dtype=np.int64), np.full(n, 20200101, np.int32), song_csr,
-                     CSR.from_lists([[S + t for t in ts] for ts in tags]), artists_of(song_csr, vocab),
+                     CSR.from_lists([[S + t for t in ts] for ts in tags]), artists_csr(song_csr, vocab),
                      CSR.from_lists(titles if titles is not None else [[]] * n))
 
 
@@ -83,7 +84,7 @@ def test_denoising_counts_stay_in_the_original_ranges():
                 assert (1 if not full_tags else 0) <= k_s <= min(len(full_songs), 100)
                 assert (1 if k_s == 0 else 0) <= k_t <= min(len(full_tags), 5) and in_tags <= full_tags
                 assert k_s + k_t > 0
-                assert in_artists == set(artists_of(CSR.from_lists([sorted(in_songs)]), vocab).values.tolist())
+                assert in_artists == set(artists_csr(CSR.from_lists([sorted(in_songs)]), vocab).values.tolist())
                 assert targets_of(batch, "song_targets", r) == full_songs
                 assert targets_of(batch, "tag_targets", r) == {t - S for t in full_tags}
                 full_artists = set(pl.artists.row(pid).tolist())
@@ -201,7 +202,7 @@ def test_rows_longer_than_280_lose_their_last_artists():
                   CSR.from_lists([[n_songs + n_tags + 2 * s, n_songs + n_tags + 2 * s + 1] for s in range(n_songs)]))
     songs = CSR.from_lists([list(range(n_songs))] * 50)
     tags = CSR.from_lists([list(range(n_songs, n_songs + n_tags))] * 50)
-    pl = Playlists(np.arange(50), np.zeros(50, np.int32), songs, tags, artists_of(songs, vocab),
+    pl = Playlists(np.arange(50), np.zeros(50, np.int32), songs, tags, artists_csr(songs, vocab),
                    CSR.from_lists([[]] * 50))
     ids = SongsTagsArtistsData(pl, vocab, bs=50).epoch(1)[0]["ids"]
     assert ids.shape[1] == 280

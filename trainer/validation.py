@@ -18,8 +18,9 @@ import torch
 
 from data_loader.dumps import Dumps
 from data_loader.jsonio import InputError, load_json
-from data_loader.playlists import CSR
-from data_loader.songs_tags_artists_data import artists_of, coo, hstack, row_sets
+from data_loader.encode import artists_csr
+from data_loader.playlists import CSR, row_sets
+from data_loader.songs_tags_artists_data import coo, hstack
 from data_loader.vocab import Vocab
 from evaluate import evaluate_from_data
 from models.base import PlaylistModel
@@ -65,7 +66,7 @@ def _answer_targets(answers: list[dict], q_songs: CSR, q_tags: CSR, vocab: Vocab
     a_tags = CSR.from_lists(vocab.encode_tags(a["tags"]) for a in answers)
     songs, tags = hstack([q_songs, a_songs]), hstack([q_tags, a_tags])
     songs, tags = (row_sets(x.row_ids(), x.values, len(x)) for x in (songs, tags))
-    return songs, tags, artists_of(songs, vocab)
+    return songs, tags, artists_csr(songs, vocab)
 
 
 @torch.no_grad()
