@@ -28,14 +28,14 @@ MASK_PROB = 15  # percent: randint(1, 100) <= 15
 MLM_STREAM, FINETUNE_STREAM, MLM_VAL_STREAM = 2, 3, 4
 
 
-def title_ids(pieces: CSR) -> np.ndarray:
-    """int64 [n, 53]: [3, 4] + pieces (at most 50 each) + [5], padded with 7."""
+def title_ids(pieces: CSR, max_pieces: int = MAX_PIECES) -> np.ndarray:
+    """int64 [n, max_pieces + 3]: [3, 4] + pieces (at most max_pieces each) + [5], padded with 7."""
     lens = pieces.lengths()
-    if lens.max(initial=0) > MAX_PIECES:
-        raise ValueError(f"title rows must be truncated to {MAX_PIECES} pieces first")
-    ids = np.full((len(lens), SEQ_LEN), PAD, dtype=np.int64)
+    if lens.max(initial=0) > max_pieces:
+        raise ValueError(f"title rows must be truncated to {max_pieces} pieces first")
+    ids = np.full((len(lens), max_pieces + 3), PAD, dtype=np.int64)
     ids[:, 0], ids[:, 1] = SONGS_CLS, TAGS_CLS
-    ids[:, 2:] = padded(pieces, PAD, SEQ_LEN - 2)
+    ids[:, 2:] = padded(pieces, PAD, max_pieces + 1)
     ids[np.arange(len(lens)), 2 + lens] = SEP
     return ids
 

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from data_loader.playlists import Playlists
-from data_loader.title import PAD, SEP, SONGS_CLS, TAGS_CLS
+from data_loader.plylst_title_data import title_ids
+from data_loader.songs_tags_artists_data import truncate
+from data_loader.title import PAD
 from models.base import PlaylistModel
 from models.layers import (Dropout, Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
                            top100_ranking_term)
@@ -122,10 +124,5 @@ class PlylstTitleModel(PlaylistModel):
     def question_batch(self, q: Playlists, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """{"ids": long [len(rows), max_len]}: [@songs_cls, @tags_cls] + pieces[:max_pieces] + [@sep], @pad-padded."""
         c = self.config
-        ids = np.full((len(rows), c.max_len), PAD, dtype=np.int64)
-        ids[:, 0], ids[:, 1] = SONGS_CLS, TAGS_CLS
-        for i, r in enumerate(np.asarray(rows, dtype=np.int64)):
-            pieces = q.title.row(r)[: c.max_pieces]
-            ids[i, 2 : 2 + len(pieces)] = pieces
-            ids[i, 2 + len(pieces)] = SEP
-        return {"ids": torch.from_numpy(ids)}
+        pieces = truncate(q.title.take(np.asarray(rows, dtype=np.int64)), c.max_pieces)
+        return {"ids": torch.from_numpy(title_ids(pieces, c.max_pieces))}

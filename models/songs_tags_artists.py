@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_loader.playlists import Playlists
+from data_loader.playlists import CSR, Playlists
+from data_loader.songs_tags_artists_data import hstack, padded, truncate
 from models.base import PlaylistModel
 from models.layers import (Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
                            top100_ranking_term)
@@ -120,10 +121,8 @@ class SongsTagsArtistsModel(PlaylistModel):
         (Playlists.artists: those of all the question's in-vocab songs), cut to max_len, pad-padded to the
         longest row."""
         c = self.config
-        cls = np.array([c.songs_cls, c.tags_cls, c.artists_cls], dtype=np.int64)
-        seqs = [np.concatenate([cls, q.songs.row(r)[: c.max_songs], q.tags.row(r), q.artists.row(r)])[: c.max_len]
-                for r in np.asarray(rows, dtype=np.int64)]
-        ids = np.full((len(seqs), max((len(s) for s in seqs), default=N_CLS)), c.pad, dtype=np.int64)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = s
-        return {"ids": torch.from_numpy(ids)}
+        q = q.take(np.asarray(rows, dtype=np.int64))
+        cls = CSR(np.tile(np.array([c.songs_cls, c.tags_cls, c.artists_cls], np.int32), len(q)),
+                  np.arange(len(q) + 1, dtype=np.int64) * N_CLS)
+        seqs = truncate(hstack([cls, truncate(q.songs, c.max_songs), q.tags, q.artists]), c.max_len)
+        return {"ids": torch.from_numpy(padded(seqs, c.pad))}
