@@ -107,3 +107,37 @@ def row_sets(rows: np.ndarray, values: np.ndarray, n_rows: int) -> CSR:
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(key // width, minlength=n_rows), out=offsets[1:])
     return CSR((key % width).astype(np.int32), offsets)
+
+
+def hstack(parts: list[CSR]) -> CSR:
+    """Row-wise concatenation of CSRs with the same number of rows: row i = parts[0][i] + parts[1][i] + ..."""
+    lens = np.stack([p.lengths() for p in parts])  # [K, n]
+    offsets = np.zeros(lens.shape[1] + 1, dtype=np.int64)
+    np.cumsum(lens.sum(0), out=offsets[1:])
+    values = np.empty(offsets[-1], dtype=np.int32)
+    start = offsets[:-1].copy()  # where the next part of each row goes
+    for p, n in zip(parts, lens):
+        within = np.arange(len(p.values)) - np.repeat(p.offsets[:-1], n)
+        values[np.repeat(start, n) + within] = p.values
+        start += n
+    return CSR(values, offsets)
+
+
+def truncate(csr: CSR, n: int) -> CSR:
+    """The first n values of every row."""
+    full = csr.lengths()
+    lens = np.minimum(full, n)
+    keep = np.arange(len(csr.values)) - np.repeat(csr.offsets[:-1], full) < np.repeat(lens, full)
+    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return CSR(csr.values[keep], offsets)
+
+
+def padded(csr: CSR, pad: int, width: int | None = None) -> np.ndarray:
+    """int64 [n, width] with row i = csr[i] followed by `pad`; width defaults to the longest row."""
+    lens = csr.lengths()
+    width = int(lens.max(initial=0)) if width is None else width
+    out = np.full((len(lens), width), pad, dtype=np.int64)
+    rows = csr.row_ids()
+    out[rows, np.arange(len(rows)) - np.repeat(csr.offsets[:-1], lens)] = csr.values
+    return out

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data_loader.playlists import CSR, Playlists
-from data_loader.songs_tags_artists_data import coo, distinct_items, epoch_rng, padded, truncate
+from data_loader.playlists import CSR, Playlists, padded, truncate
+from data_loader.songs_tags_artists_data import coo, distinct_items, epoch_rng
 from data_loader.title import MASK, PAD, SEP, SONGS_CLS, TAGS_CLS
 from data_loader.vocab import Vocab
 

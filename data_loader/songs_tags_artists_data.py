@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from data_loader.encode import artists_csr
-from data_loader.playlists import CSR, Playlists, row_sets
+from data_loader.playlists import CSR, Playlists, hstack, padded, row_sets, truncate
 from data_loader.vocab import Vocab
 
 MAX_SONGS = 100  # val_test_max_songs: a question shows at most 100 songs
@@ -36,30 +36,6 @@ DENOISING_STREAM = 1  # epoch_rng stream id; the title model's streams are 2, 3,
 def epoch_rng(seed: int, stream: int, epoch: int) -> np.random.Generator:
     """The generator of one epoch of one data stream; independent of every other (seed, stream, epoch)."""
     return np.random.default_rng([seed, stream, epoch])
-
-
-def hstack(parts: list[CSR]) -> CSR:
-    """Row-wise concatenation of CSRs with the same number of rows: row i = parts[0][i] + parts[1][i] + ..."""
-    lens = np.stack([p.lengths() for p in parts])  # [K, n]
-    offsets = np.zeros(lens.shape[1] + 1, dtype=np.int64)
-    np.cumsum(lens.sum(0), out=offsets[1:])
-    values = np.empty(offsets[-1], dtype=np.int32)
-    start = offsets[:-1].copy()  # where the next part of each row goes
-    for p, n in zip(parts, lens):
-        within = np.arange(len(p.values)) - np.repeat(p.offsets[:-1], n)
-        values[np.repeat(start, n) + within] = p.values
-        start += n
-    return CSR(values, offsets)
-
-
-def truncate(csr: CSR, n: int) -> CSR:
-    """The first n values of every row."""
-    full = csr.lengths()
-    lens = np.minimum(full, n)
-    keep = np.arange(len(csr.values)) - np.repeat(csr.offsets[:-1], full) < np.repeat(lens, full)
-    offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    return CSR(csr.values[keep], offsets)
 
 
 def distinct_items(pl: Playlists) -> Playlists:
@@ -81,16 +57,6 @@ def sample_rows(csr: CSR, k: np.ndarray, rng: np.random.Generator) -> CSR:
     offsets = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(k, out=offsets[1:])
     return CSR(csr.values[chosen], offsets)
-
-
-def padded(csr: CSR, pad: int, width: int | None = None) -> np.ndarray:
-    """int64 [n, width] with row i = csr[i] followed by `pad`; width defaults to the longest row."""
-    lens = csr.lengths()
-    width = int(lens.max(initial=0)) if width is None else width
-    out = np.full((len(lens), width), pad, dtype=np.int64)
-    rows = csr.row_ids()
-    out[rows, np.arange(len(rows)) - np.repeat(csr.offsets[:-1], lens)] = csr.values
-    return out
 
 
 def coo(csr: CSR, first_id: int) -> torch.Tensor:

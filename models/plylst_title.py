@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data_loader.playlists import Playlists
+from data_loader.playlists import Playlists, truncate
 from data_loader.plylst_title_data import title_ids
-from data_loader.songs_tags_artists_data import truncate
 from data_loader.title import PAD
 from models.base import PlaylistModel
 from models.layers import (Dropout, Encoder, TableDropout, multi_hot_bce_mean, segment_logits,

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from data_loader.playlists import CSR, Playlists
-from data_loader.songs_tags_artists_data import hstack, padded, truncate
+from data_loader.playlists import CSR, Playlists, hstack, padded, truncate
 from models.base import PlaylistModel
 from models.layers import (Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
                            top100_ranking_term)

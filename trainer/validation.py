@@ -19,8 +19,8 @@ import torch
 from data_loader.dumps import Dumps
 from data_loader.jsonio import InputError, load_json
 from data_loader.encode import artists_csr
-from data_loader.playlists import CSR, row_sets
-from data_loader.songs_tags_artists_data import coo, hstack
+from data_loader.playlists import CSR, hstack, row_sets
+from data_loader.songs_tags_artists_data import coo
 from data_loader.vocab import Vocab
 from evaluate import evaluate_from_data
 from models.base import PlaylistModel
