@@ -40,14 +40,15 @@ def title_ids(pieces: CSR, max_pieces: int = MAX_PIECES) -> np.ndarray:
     return ids
 
 
-def mask_titles(pieces: CSR, n_pieces: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mask_titles(pieces: CSR, n_pieces: int, rng: np.random.Generator,
+                max_pieces: int = MAX_PIECES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apply BERT's 15% / 80-10-10 selection to every piece of every row at once.
 
     Args:
-        pieces: truncated title pieces, n rows.
+        pieces: title pieces truncated to max_pieces, n rows.
         n_pieces: the SentencePiece vocabulary size V (random replacements are drawn from [0, V-1]).
     Returns:
-        ids int64 [n, 53] with the replacements applied, positions int64 [2, M] (row, column) of the selected
+        ids int64 [n, max_pieces + 3] with the replacements applied, positions int64 [2, M] (row, column) of the selected
         pieces in row-major order, labels int64 [M] the original pieces there.
     """
     nnz = len(pieces.values)
@@ -56,7 +57,7 @@ def mask_titles(pieces: CSR, n_pieces: int, rng: np.random.Generator) -> tuple[n
     random_id = rng.integers(0, n_pieces, nnz)
     new = np.where(action <= 8, MASK, np.where(action == 9, random_id, pieces.values))
     values = np.where(selected, new, pieces.values)
-    ids = title_ids(CSR(values, pieces.offsets))
+    ids = title_ids(CSR(values, pieces.offsets), max_pieces)
     rows = pieces.row_ids()[selected]
     cols = 2 + (np.arange(nnz) - np.repeat(pieces.offsets[:-1], pieces.lengths()))[selected]
     return ids, np.stack([rows, cols]), pieces.values[selected].astype(np.int64)
@@ -76,7 +77,7 @@ class TitleEpoch:
         if not 0 <= i < len(self):
             raise IndexError(i)
         a, b = i * self.bs, min((i + 1) * self.bs, len(self.ids))
-        batch = {"ids": torch.from_numpy(self.ids[a:b])}  # [B, 53]
+        batch = {"ids": torch.from_numpy(self.ids[a:b])}  # [B, max_pieces + 3]
         if self.mlm is not None:
             positions, labels = self.mlm
             lo, hi = np.searchsorted(positions[0], [a, b])  # positions are sorted by row
@@ -89,10 +90,11 @@ class TitleEpoch:
         return batch
 
 
-def _masked_epoch(pieces: CSR, n_pieces: int, bs: int, rng: np.random.Generator, shuffle: bool) -> TitleEpoch:
+def _masked_epoch(pieces: CSR, n_pieces: int, bs: int, rng: np.random.Generator, shuffle: bool,
+                  max_pieces: int) -> TitleEpoch:
     if shuffle:
         pieces = pieces.take(rng.permutation(len(pieces)))
-    ids, positions, labels = mask_titles(pieces, n_pieces, rng)
+    ids, positions, labels = mask_titles(pieces, n_pieces, rng, max_pieces)
     # drop the titles in which no piece was selected, renumbering the rows of the positions
     hit = np.bincount(positions[0], minlength=len(pieces)) > 0
     new_row = np.cumsum(hit) - 1
@@ -102,30 +104,32 @@ def _masked_epoch(pieces: CSR, n_pieces: int, bs: int, rng: np.random.Generator,
 class TitleMLMData:
     """Stage A: re-masked MLM epochs over the orig/train titles with more than one piece."""
 
-    def __init__(self, train: Playlists, n_pieces: int, bs: int = 128, seed: int = 0):
-        self.pieces = truncate(train.title.take(np.flatnonzero(train.title.lengths() > 1)), MAX_PIECES)
-        self.n_pieces, self.bs, self.seed = n_pieces, bs, seed
+    def __init__(self, train: Playlists, n_pieces: int, bs: int = 128, seed: int = 0, max_pieces: int = MAX_PIECES):
+        self.pieces = truncate(train.title.take(np.flatnonzero(train.title.lengths() > 1)), max_pieces)
+        self.n_pieces, self.bs, self.seed, self.max_pieces = n_pieces, bs, seed, max_pieces
 
     def __len__(self) -> int:
         """Titles that can be masked (an epoch skips those where nothing gets selected)."""
         return len(self.pieces)
 
     def epoch(self, epoch: int) -> TitleEpoch:
-        return _masked_epoch(self.pieces, self.n_pieces, self.bs, epoch_rng(self.seed, MLM_STREAM, epoch), True)
+        return _masked_epoch(self.pieces, self.n_pieces, self.bs, epoch_rng(self.seed, MLM_STREAM, epoch), True,
+                             self.max_pieces)
 
 
-def mlm_validation_batches(questions: Playlists, n_pieces: int, bs: int = 128, seed: int = 0) -> TitleEpoch:
+def mlm_validation_batches(questions: Playlists, n_pieces: int, bs: int = 128, seed: int = 0,
+                           max_pieces: int = MAX_PIECES) -> TitleEpoch:
     """The val question titles masked once with a fixed draw, so that the logged MLM loss compares across epochs."""
-    pieces = truncate(questions.title.take(np.flatnonzero(questions.title.lengths() > 1)), MAX_PIECES)
-    return _masked_epoch(pieces, n_pieces, bs, epoch_rng(seed, MLM_VAL_STREAM, 0), False)
+    pieces = truncate(questions.title.take(np.flatnonzero(questions.title.lengths() > 1)), max_pieces)
+    return _masked_epoch(pieces, n_pieces, bs, epoch_rng(seed, MLM_VAL_STREAM, 0), False, max_pieces)
 
 
 class TitleFinetuneData:
     """Stage B: reshuffled epochs of (title ids, all in-vocab songs and tags) over the playlists with a title."""
 
-    def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0):
+    def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0, max_pieces: int = MAX_PIECES):
         self.playlists = distinct_items(train.take(np.flatnonzero(train.title.lengths() > 0)))
-        self.ids = title_ids(truncate(self.playlists.title, MAX_PIECES))
+        self.ids = title_ids(truncate(self.playlists.title, max_pieces), max_pieces)
         self.n_songs, self.bs, self.seed = vocab.n_songs, bs, seed
 
     def __len__(self) -> int:

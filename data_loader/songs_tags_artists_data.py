@@ -95,10 +95,13 @@ class DenoisingEpoch:
 class SongsTagsArtistsData:
     """Epochs of denoising batches over the usable playlists of `train` (ids, targets as in models/base.py)."""
 
-    def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0):
+    def __init__(self, train: Playlists, vocab: Vocab, bs: int = 128, seed: int = 0, max_songs: int = MAX_SONGS,
+                 max_len: int = MAX_LEN):
+        """max_songs, max_len: the model config's (a question shows at most max_songs songs; rows are cut to
+        max_len positions), so that training rows look like the model's question rows."""
         usable = (train.songs.lengths() > 0) | (train.tags.lengths() > 0) | (train.artists.lengths() > 0)
         self.playlists = distinct_items(train.take(np.flatnonzero(usable)))
-        self.vocab, self.bs, self.seed = vocab, bs, seed
+        self.vocab, self.bs, self.seed, self.max_songs, self.max_len = vocab, bs, seed, max_songs, max_len
         self.cls = np.array([vocab.special(s) for s in ("@songs_cls", "@tags_cls", "@artists_cls")], np.int32)
 
     def __len__(self) -> int:
@@ -109,11 +112,11 @@ class SongsTagsArtistsData:
         rng = epoch_rng(self.seed, DENOISING_STREAM, epoch)
         pl = self.playlists.take(rng.permutation(len(self.playlists)))
         n_songs, n_tags = pl.songs.lengths(), pl.tags.lengths()
-        k_songs = random_ints(rng, (n_tags == 0).astype(np.int64), np.minimum(n_songs, MAX_SONGS))
+        k_songs = random_ints(rng, (n_tags == 0).astype(np.int64), np.minimum(n_songs, self.max_songs))
         songs = sample_rows(pl.songs, k_songs, rng)
         k_tags = random_ints(rng, (k_songs == 0).astype(np.int64), np.minimum(n_tags, MAX_TAGS))
         tags = sample_rows(pl.tags, k_tags, rng)
         n = len(pl)
         cls = CSR(np.tile(self.cls, n), np.arange(n + 1, dtype=np.int64) * 3)
-        inputs = truncate(hstack([cls, songs, tags, artists_csr(songs, self.vocab)]), MAX_LEN)
+        inputs = truncate(hstack([cls, songs, tags, artists_csr(songs, self.vocab)]), self.max_len)
         return DenoisingEpoch(inputs, pl, self.vocab, self.bs)

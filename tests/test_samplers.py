@@ -4,7 +4,8 @@ Covers, over many draws on hand-built playlists: model 1's denoising counts stay
 (k_s in [lo, min(#songs, 100)], k_t in [lo_t, min(#tags, 5)], never both empty), input artists are exactly those
 of the sampled songs, targets are the whole playlist, and the counts and the chosen songs are uniform; model 2's
 MLM selection rate ~15% with 80/10/10 replacements, cls/sep never masked, truncation to 50 pieces, skipped titles;
-fine-tuning targets (sets, even for repeated items); and that an epoch is a pure function of (seed, epoch).
+fine-tuning targets (sets, even for repeated items); that an epoch is a pure function of (seed, epoch); and that
+the sizes (100 songs, 280 positions, 50 pieces) come from the model config when it changes them.
 Run: python -m pytest tests/test_samplers.py -q
 """
 from __future__ import annotations
@@ -207,3 +208,18 @@ def test_rows_longer_than_280_lose_their_last_artists():
     ids = SongsTagsArtistsData(pl, vocab, bs=50).epoch(1)[0]["ids"]
     assert ids.shape[1] == 280
     assert ((ids < n_songs).sum(1) <= 100).all() and (ids[:, :3] >= n_songs + n_tags + 2 * n_songs).all()
+
+
+def test_samplers_take_their_sizes_from_the_model_config():
+    rng = np.random.default_rng(3)
+    songs = [sorted(rng.choice(S, 40, replace=False).tolist()) for _ in range(64)]
+    tags = [sorted(rng.choice(T, 4, replace=False).tolist()) for _ in range(64)]
+    titles = [rng.integers(8, 100, 12).tolist() for _ in range(64)]
+    pl = toy_playlists(songs, tags, titles)
+    batch = SongsTagsArtistsData(pl, toy_vocab(), bs=64, max_songs=7, max_len=12).epoch(1)[0]
+    assert batch["ids"].shape[1] == 12 and max(len(r[3]) for r in decode_rows(batch)) == 7
+    ids = TitleFinetuneData(pl, toy_vocab(), bs=64, max_pieces=5).epoch(1)[0]["ids"]
+    assert ids.shape == (64, 8) and (ids[:, 7] == SEP).all()
+    for epoch in (TitleMLMData(pl, 100, bs=64, max_pieces=5).epoch(1), mlm_validation_batches(pl, 100, 64, 0, 5)):
+        b = epoch[0]
+        assert b["ids"].shape[1] == 8 and (b["mlm_positions"][1] < 7).all() and (b["ids"][:, 7] == SEP).all()

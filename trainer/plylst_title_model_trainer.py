@@ -48,13 +48,13 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     dumps = open_dumps(dataset_dir, output_dir)
     torch.manual_seed(seed)
     model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight)).to(device)
-    n_pieces = model.config.n_pieces
-    mlm_val = mlm_validation_batches(dumps.val_questions, n_pieces, bs, seed)
+    n_pieces, max_pieces = model.config.n_pieces, model.config.max_pieces
+    mlm_val = mlm_validation_batches(dumps.val_questions, n_pieces, bs, seed, max_pieces)
     stages = [
-        Stage("mlm", TitleMLMData(dumps.train, n_pieces, bs, seed), mlm_epochs,
+        Stage("mlm", TitleMLMData(dumps.train, n_pieces, bs, seed, max_pieces), mlm_epochs,
               lambda m: validate_mlm(m, mlm_val, device, amp), valid_every=1, early_stop=False,
               ranking_from_epoch=None),
-        Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, bs, seed), epochs,
+        Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, bs, seed, max_pieces), epochs,
               lambda m: validate(m, dumps, device, bs, amp), valid_every),
     ]
     flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, warmup_steps=warmup_steps,

@@ -47,8 +47,8 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     config = SongsTagsArtistsConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight,
                                                artists_loss_weight=artists_loss_weight)
     model = SongsTagsArtistsModel(config).to(device)
-    stage = Stage("train", SongsTagsArtistsData(dumps.train, dumps.vocab, bs, seed), epochs,
-                  lambda m: validate(m, dumps, device, bs, amp), valid_every)
+    data = SongsTagsArtistsData(dumps.train, dumps.vocab, bs, seed, config.max_songs, config.max_len)
+    stage = Stage("train", data, epochs, lambda m: validate(m, dumps, device, bs, amp), valid_every)
     flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, artists_loss_weight=artists_loss_weight,
                  warmup_steps=warmup_steps, dataset_dir=dataset_dir, output_dir=output_dir, epochs=epochs,
                  max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
