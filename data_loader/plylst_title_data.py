@@ -101,11 +101,16 @@ def _masked_epoch(pieces: CSR, n_pieces: int, bs: int, rng: np.random.Generator,
     return TitleEpoch(ids[hit], bs, mlm=(np.stack([new_row[positions[0]], positions[1]]), labels))
 
 
+def maskable_titles(pl: Playlists, max_pieces: int) -> CSR:
+    """The titles MLM can use: those with more than one piece, truncated to max_pieces."""
+    return truncate(pl.title.take(np.flatnonzero(pl.title.lengths() > 1)), max_pieces)
+
+
 class TitleMLMData:
     """Stage A: re-masked MLM epochs over the orig/train titles with more than one piece."""
 
     def __init__(self, train: Playlists, n_pieces: int, bs: int = 128, seed: int = 0, max_pieces: int = MAX_PIECES):
-        self.pieces = truncate(train.title.take(np.flatnonzero(train.title.lengths() > 1)), max_pieces)
+        self.pieces = maskable_titles(train, max_pieces)
         self.n_pieces, self.bs, self.seed, self.max_pieces = n_pieces, bs, seed, max_pieces
 
     def __len__(self) -> int:
@@ -120,8 +125,8 @@ class TitleMLMData:
 def mlm_validation_batches(questions: Playlists, n_pieces: int, bs: int = 128, seed: int = 0,
                            max_pieces: int = MAX_PIECES) -> TitleEpoch:
     """The val question titles masked once with a fixed draw, so that the logged MLM loss compares across epochs."""
-    pieces = truncate(questions.title.take(np.flatnonzero(questions.title.lengths() > 1)), max_pieces)
-    return _masked_epoch(pieces, n_pieces, bs, epoch_rng(seed, MLM_VAL_STREAM, 0), False, max_pieces)
+    return _masked_epoch(maskable_titles(questions, max_pieces), n_pieces, bs, epoch_rng(seed, MLM_VAL_STREAM, 0),
+                         False, max_pieces)
 
 
 class TitleFinetuneData:
