@@ -48,8 +48,8 @@ def mask_titles(pieces: CSR, n_pieces: int, rng: np.random.Generator,
         pieces: title pieces truncated to max_pieces, n rows.
         n_pieces: the SentencePiece vocabulary size V (random replacements are drawn from [0, V-1]).
     Returns:
-        ids int64 [n, max_pieces + 3] with the replacements applied, positions int64 [2, M] (row, column) of the selected
-        pieces in row-major order, labels int64 [M] the original pieces there.
+        ids int64 [n, max_pieces + 3] with the replacements applied, positions int64 [2, M] (row, column) of the
+        selected pieces in row-major order, labels int64 [M] the original pieces there.
     """
     nnz = len(pieces.values)
     selected = rng.integers(1, 101, nnz) <= MASK_PROB
