@@ -25,7 +25,7 @@ from data_loader.vocab import Vocab
 from evaluate import evaluate_from_data
 from models.base import PlaylistModel
 from models.plylst_title import PlylstTitleModel
-from predictor.candidates import filtered_topk, issue_date_banned
+from trainer.candidates import filtered_topk, issue_date_banned
 
 SONGS_SEARCH, SONGS_KEEP = 10000, 100
 TAGS_SEARCH, TAGS_KEEP = 30, 10
