@@ -38,7 +38,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import fire
 
 N_SONGS = 100  # songs per recommendation, and the song cut-off of nDCG
 N_TAGS = 10  # tags per recommendation, and the tag cut-off of nDCG
@@ -237,7 +236,7 @@ def evaluate_from_data(
 
 def load_json(fname: str | os.PathLike) -> Any:
     """Read a UTF-8 JSON file, gunzipping a ``.gz`` one; any failure is a ResultsError naming the file."""
-    fname = str(fname)  # also a Path, or an int where fire parsed a numeric-looking name
+    fname = str(fname)  # also a Path
     opener = gzip.open if fname.endswith(".gz") else open
     try:
         with opener(fname, "rt", encoding="utf-8") as f:
@@ -304,4 +303,6 @@ def evaluate(gt_fname: str, rec_fname: str, question_fname: str | None = None) -
 
 
 if __name__ == "__main__":
-    fire.Fire({"evaluate": evaluate})
+    from data_loader.cli import run_cli  # the project's strict flag check (unknown flags refused before reading)
+
+    run_cli({"evaluate": evaluate})

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fire
+from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
 
 ROOT = Path(__file__).resolve().parent
 
@@ -51,6 +51,12 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         resume: continue both trainings from their last.pt.
         skip_dump: reuse the dumps already in output_dir.
     """
+    check_flags(max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
+                epochs=(epochs is None or epochs >= 1, "at least 1"),
+                mlm_epochs=(mlm_epochs is None or mlm_epochs >= 0, "at least 0"),
+                warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"))
+    check_gpu(gpu)
+    check_output_dir("output_dir", output_dir)
     dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
     common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
     if not skip_dump:
@@ -62,4 +68,4 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_cli(main)

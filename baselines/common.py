@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Literal, Sequence
 
+from data_loader.cli import check_output_file
 from data_loader.jsonio import InputError, load_json, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import split_paths
@@ -77,6 +78,7 @@ def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_
                  out_path: str = "reco_result/results.json", song_meta: SongMeta = "optional",
                  name: str = "baseline") -> list[dict]:
     """Load the split, recommend, write results.json atomically; returns the results."""
+    check_output_file("out_path", out_path)
     start = time.perf_counter()
     train, questions, meta = load_split(dataset_dir, question_path, song_meta)
     results = recommend(train, questions, meta)

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from baselines import genre_most_popular, most_popular, playlist_knn
 from baselines.common import load_split
-from data_loader.cli import run_cli
+from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import atomic_write, load_json, write_json
 from data_loader.split import split_paths
@@ -94,6 +94,9 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
         gpu: device for the BERT models (-1 = CPU; unset = cuda:0 when there is one).
         bs: question batch size for the BERT models.
     """
+    check_flags(bs=(bs >= 1, "at least 1"))
+    check_gpu(gpu)
+    check_output_dir("output_dir", output_dir)
     paths = split_paths(dataset_dir)
     question_path = Path(question_path or paths["val_questions"])
     answers = load_json(answer_path or paths["val_answers"])

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.common import N_SONGS, N_TAGS, answer, run_baseline
-from data_loader.cli import run_cli
+from data_loader.cli import check_flags, run_cli
 from data_loader.issue_dates import song_issue_dates
 from data_loader.playlists import CSR, updt_to_int
 from data_loader.title import normalise_title
@@ -148,6 +148,7 @@ def main(dataset_dir: str = "dataset", question_path: str | None = None, out_pat
         power: similarity exponent of a neighbour's vote.
         date_filter: drop songs issued after the question's updt_date (needs song_meta.json).
     """
+    check_flags(k=(k >= 1, "at least 1"), power=(power > 0, "> 0"))
     run_baseline(functools.partial(recommend, k=k, power=power, date_filter=date_filter), dataset_dir, question_path,
                  out_path, name="playlist_knn")
 

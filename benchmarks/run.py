@@ -33,9 +33,10 @@ import torch
 
 from baselines import leaderboard
 from benchmarks.roofline import record_matmuls, time_matmuls
-from data_loader.cli import run_cli
+from data_loader.cli import UsageError, check_flags, check_gpu, run_cli
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.jsonio import InputError, atomic_write, load_json, write_json
+from data_loader.make_sample_dataset import PRESETS
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from evaluate import ResultsError, evaluate_from_data
@@ -341,8 +342,11 @@ def main(preset: str = "demo", work_dir: str | None = None, gpu: int | None = No
         inference_questions: time inference on the first N leaderboard questions only.
         bs: batch size for training and inference (the trainers' default 128).
     """
-    if train_steps < 1:
-        raise InputError(f"--train_steps must be at least 1 (got {train_steps})")
+    if preset not in PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    check_flags(train_steps=(train_steps >= 1, "at least 1"), bs=(bs >= 1, "at least 1"),
+                inference_questions=(inference_questions is None or inference_questions >= 1, "at least 1"))
+    check_gpu(gpu)
     flags = dict(preset=preset, work_dir=work_dir, gpu=gpu, train_steps=train_steps, skip_generate=skip_generate,
                  amp=amp, quality=quality, inference_questions=inference_questions, bs=bs)
     command = "python -m benchmarks.run " + " ".join(f"--{k}={v}" for k, v in flags.items() if v is not None)

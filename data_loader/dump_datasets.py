@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from data_loader.build_vocab import RECALL, build_vocab
-from data_loader.cli import run_cli
+from data_loader.cli import check_output_dir, run_cli
 from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
@@ -74,6 +74,7 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output") -> None:
         dataset_dir: holds train.json (required) and song_meta.json (optional); the split is written here.
         output_dir: the dumps go to {output_dir}/dumps.
     """
+    check_output_dir("output_dir", output_dir)
     with _no_cyclic_gc():
         _run(Path(dataset_dir).resolve(), dumps_dir(output_dir).resolve())
 

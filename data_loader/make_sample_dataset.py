@@ -25,9 +25,8 @@ Question files use the competition's mix (QUESTION_TYPES); a shown-in-part list 
 answer gets the rest, a hidden list goes to the answer whole (cut to 100 songs / 10 tags as the arena split does).
 
 Everything comes from one numpy Generator seeded with `seed`: the same seed gives byte-identical files.
-Only numpy, the standard library and fire are used, so the script runs from the repo root without installing
-the package. Presets: "demo" (seconds), "full" (the competition's sizes; under a minute of CPU, ~2 GB peak) and
-"tiny" (for tests). In-process: `data = generate(preset, seed)` gives {file name: JSON-ready object} and
+Only numpy and the standard library do the work. Presets: "demo" (seconds), "full" (the competition's sizes;
+under a minute of CPU, ~2 GB peak) and "tiny" (for tests). In-process: `data = generate(preset, seed)` gives {file name: JSON-ready object} and
 `write(out_dir, data)` writes it.
 
 Usage:
@@ -41,8 +40,9 @@ import os
 import time
 from dataclasses import dataclass
 
-import fire
 import numpy as np
+
+from data_loader.cli import UsageError, check_output_dir, run_cli
 
 
 @dataclass(frozen=True)
@@ -633,6 +633,9 @@ def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0) -> None:
         preset: "demo" (small, for trying the pipeline), "full" (the real competition's sizes) or "tiny" (tests).
         seed: random seed; the same seed gives byte-identical files.
     """
+    if preset not in PRESETS:
+        raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    check_output_dir("out_dir", out_dir)
     t0 = time.time()
     data = generate(preset, seed)
     t1 = time.time()
@@ -651,4 +654,4 @@ def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_cli(main)

@@ -3,17 +3,19 @@
 The original's entry-point name; the logic is in predictor/ensembling.py.
 
     python predictor/Ensemble.py [--bs=128] [--gpu=0] [--title_importance=0.85] [--title_tag_weight=0.8] \\
-        [--question_path=./dataset/val.json] [--out_path=./reco_result/results.json] \\
+        [--question_path={dataset_dir}/val.json] [--out_path=./reco_result/results.json] \\
         [--dataset_dir=dataset] [--output_dir=output] [--amp]
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from data_loader.cli import run_cli
 from predictor.ensembling import TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, run
 
 
 def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
-         title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
+         title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str | None = None,
          out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset", output_dir: str = "output",
          amp: bool = False) -> None:
     """Write results.json for a question file.
@@ -23,13 +25,15 @@ def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_
         gpu: CUDA device; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
         title_importance: model 2's song share is title_importance / (title_importance + n), n = #songs + #tags.
         title_tag_weight: weight of model 2's tag scores (model 1's are weighted 1).
-        question_path: the question file (official schema; songs, tags and title may be empty).
+        question_path: the question file (official schema; songs, tags and title may be empty); default
+            {dataset_dir}/val.json, the original's ./dataset/val.json.
         out_path: where results.json goes (written atomically).
-        dataset_dir: the dataset folder (for messages; the dumps record their own sources).
+        dataset_dir: the dataset folder: where the default question file is.
         output_dir: the folder holding dumps/ and the run folders songs_tags_artists/, plylst_title/ with best.pt.
         amp: bf16 autocast for the forward passes (CUDA only).
     """
-    run(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp)
+    run(bs, gpu, title_importance, title_tag_weight, question_path or str(Path(dataset_dir) / "val.json"), out_path,
+        dataset_dir, output_dir, amp)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from data_loader.cli import check_flags, check_gpu, check_output_file
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.encode import encode_playlists
 from data_loader.jsonio import InputError, load_json, write_json
@@ -276,6 +277,13 @@ def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_I
     Returns:
         the counts and the seconds per step (also printed).
     """
+    check_flags(bs=(bs >= 1, "at least 1"),
+                title_importance=(title_importance > 0, "> 0 (a title-only question has n = 0)"),
+                title_tag_weight=(title_tag_weight >= 0, "at least 0"))
+    check_gpu(gpu)
+    check_output_file("out_path", out_path)
+    if not Path(question_path).is_file():
+        raise InputError(f"{question_path}: question file not found")
     device = pick_device(gpu)
     timer = StepTimer(device)
     print(f"ensemble on {device}; dataset {dataset_dir}, models and dumps from {output_dir}")

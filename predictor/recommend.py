@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from data_loader.cli import run_cli
+from data_loader.cli import check_flags, check_gpu, run_cli
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError, load_json
 from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, load_members, recommend,
@@ -61,6 +61,9 @@ def main(question: str | dict | list | None = None, question_file: str | None = 
         title_importance: as in predictor/Ensemble.py.
         title_tag_weight: as in predictor/Ensemble.py.
     """
+    check_flags(title_importance=(title_importance > 0, "> 0 (a title-only question has n = 0)"),
+                title_tag_weight=(title_tag_weight >= 0, "at least 0"))
+    check_gpu(gpu)
     records, source = parse_questions(question, question_file)
     device = pick_device(gpu)
     dumps = load_dumps(output_dir)

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import torch
 from tqdm import tqdm
 
+from data_loader.cli import check_flags, check_gpu, check_output_dir
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.jsonio import InputError, write_json
 from models.base import PlaylistModel
@@ -386,6 +387,17 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers for the entry points
+
+
+def check_train_flags(bs: int, warmup_steps: int, epochs: int, max_minutes: float | None, valid_every: int,
+                      patience: int, gpu: int | None, output_dir: str) -> None:
+    """The flags every trainer shares, checked before any work (a UsageError names the first bad ones)."""
+    check_flags(bs=(bs >= 1, "at least 1"), warmup_steps=(warmup_steps >= 1, "at least 1"),
+                epochs=(epochs >= 1, "at least 1"),
+                max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
+                valid_every=(valid_every >= 1, "at least 1"), patience=(patience >= 1, "at least 1"))
+    check_gpu(gpu)
+    check_output_dir("output_dir", output_dir)
 
 
 def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from data_loader.cli import run_cli
+from data_loader.cli import check_flags, run_cli
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from trainer.device import pick_device
-from trainer.loop import Stage, fit_run, open_dumps
+from trainer.loop import Stage, check_train_flags, fit_run, open_dumps
 from trainer.validation import validate, validate_mlm
 
 
@@ -44,6 +44,9 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
         patience: fine-tuning stops once this many epochs passed since the best score.
         progress: show a tqdm bar per epoch when stderr is a terminal.
     """
+    check_train_flags(bs=bs, warmup_steps=warmup_steps, epochs=epochs, max_minutes=max_minutes,
+                      valid_every=valid_every, patience=patience, gpu=gpu, output_dir=output_dir)
+    check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"), mlm_epochs=(mlm_epochs >= 0, "at least 0"))
     device = pick_device(gpu)
     dumps = open_dumps(dataset_dir, output_dir)
     torch.manual_seed(seed)
