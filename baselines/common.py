@@ -3,13 +3,20 @@
 A baseline is a function `recommend(train, questions, song_meta) -> list of {"id", "songs", "tags"}` over the
 raw JSON records; `cli` wraps it as the same CLI for all of them (python -m baselines.<name>), reading
 {dataset_dir}/orig/train.json (the 90% split of step 1) and writing a results file the official evaluate.py accepts.
+
+A baseline that scores candidates also has `rank(train, questions, song_meta, n_songs, n_tags) -> Ranked`: each
+question's candidates best first, deeper than the answer, with the method's scores, for the hybrid ensemble
+(predictor/hybrid.py) to fuse; its `recommend` is `to_results(rank(...))`.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Hashable, Iterable, Literal, Sequence
+
+import numpy as np
 
 from data_loader.cli import check_output_file
 from data_loader.jsonio import InputError, load_json, write_json
@@ -51,6 +58,44 @@ def answer(q: dict, songs: Iterable, tags: Iterable, song_pop: Sequence, tag_pop
         raise InputError(f"playlist id {q['id']}: the training playlists hold too few distinct songs or tags "
                          f"to recommend {N_SONGS} / {N_TAGS} unseen ones")
     return rec
+
+
+@dataclass
+class Ranked:
+    """One method's ranked candidates for N questions, best first; seen songs and tags are already left out (and
+    songs issued after the question's updt_date, where the method has dates). A short row is padded at its end."""
+
+    ids: np.ndarray  # int64 [N] question ids, in question order
+    songs: np.ndarray  # int64 [N, Ks] raw song ids; -1 pads
+    song_scores: np.ndarray  # float32 [N, Ks] the method's scores, non-increasing along a row; 0 at padding
+    tags: np.ndarray  # object [N, Kt] tag strings; None pads
+    tag_scores: np.ndarray  # float32 [N, Kt]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_lists(cls, ids: Sequence[int], songs: Sequence[Sequence[int]], song_scores: Sequence[Sequence[float]],
+                   tags: Sequence[Sequence[str]], tag_scores: Sequence[Sequence[float]]) -> "Ranked":
+        """From ragged per-question lists (each already best first)."""
+        def pad(rows: Sequence[Sequence], fill, dtype) -> np.ndarray:
+            out = np.full((len(rows), max(map(len, rows), default=0)), fill, dtype=dtype)
+            for i, r in enumerate(rows):
+                out[i, : len(r)] = r
+            return out
+
+        return cls(np.asarray(ids, dtype=np.int64), pad(songs, -1, np.int64), pad(song_scores, 0.0, np.float32),
+                   pad(tags, None, object), pad(tag_scores, 0.0, np.float32))
+
+    def row(self, i: int) -> tuple[list[int], list[str]]:
+        """Question i's songs and tags, best first, without padding."""
+        songs, tags = self.songs[i], self.tags[i]
+        return songs[songs >= 0].tolist(), [t for t in tags.tolist() if t is not None]
+
+
+def to_results(ranked: Ranked, questions: Sequence[dict], song_pop: Sequence, tag_pop: Sequence) -> list[dict]:
+    """results.json records from ranked candidates, each topped up from popularity (see `answer`)."""
+    return [answer(q, *ranked.row(i), song_pop, tag_pop) for i, q in enumerate(questions)]
 
 
 def load_split(dataset_dir: str | Path, question_path: str | Path | None = None,

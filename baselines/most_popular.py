@@ -8,8 +8,24 @@ keeps the top 200 songs / 100 tags and could come out short; here the ranking go
 """
 from __future__ import annotations
 
-from baselines.common import answer, cli, popularity
+from collections import Counter
+
+from baselines.common import Ranked, answer, cli, popularity, top_up
 from data_loader.cli import run_cli
+
+
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = 500,
+         n_tags: int = 50) -> Ranked:
+    """Each question's n_songs / n_tags most frequent unseen songs and tags, scored by their playlist counts."""
+    song_count = Counter(s for p in train for s in p["songs"])
+    tag_count = Counter(t for p in train for t in p["tags"])
+    lists: tuple[list, ...] = ([], [], [], [])
+    for q in questions:
+        songs = top_up((s for s, _ in song_count.most_common(n_songs + len(q["songs"]))), (), q["songs"], n_songs)
+        tags = top_up((t for t, _ in tag_count.most_common(n_tags + len(q["tags"]))), (), q["tags"], n_tags)
+        for out, x in zip(lists, (songs, [song_count[s] for s in songs], tags, [tag_count[t] for t in tags])):
+            out.append(x)
+    return Ranked.from_lists([q["id"] for q in questions], *lists)
 
 
 def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None) -> list[dict]:

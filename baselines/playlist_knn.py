@@ -22,7 +22,7 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.common import N_SONGS, N_TAGS, answer, run_baseline
+from baselines.common import N_SONGS, N_TAGS, Ranked, popularity, run_baseline, to_results
 from data_loader.cli import check_flags, run_cli
 from data_loader.issue_dates import song_issue_dates
 from data_loader.playlists import CSR, updt_to_int
@@ -30,6 +30,7 @@ from data_loader.title import normalise_title
 from data_loader.vocab import Vocab
 
 K, POWER, BATCH = 200, 1.0, 256
+RANK_SONGS, RANK_TAGS = 500, 50  # candidates per question for the hybrid ensemble (as the BERT ensemble's)
 
 
 class Features:
@@ -95,11 +96,12 @@ def _top_k_rows(sims: sp.csr_matrix, k: int, power: float) -> sp.csr_matrix:
     return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr), shape=sims.shape)
 
 
-def _ranked(scores: sp.csr_matrix, r: int) -> np.ndarray:
-    """The columns of row r by descending score, ties by column (that is, by popularity)."""
+def _ranked(scores: sp.csr_matrix, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, scores) of row r by descending score, ties by column (that is, by popularity)."""
     a, b = scores.indptr[r], scores.indptr[r + 1]
     cols, vals = scores.indices[a:b], scores.data[a:b]
-    return cols[np.lexsort((cols, -vals))]
+    order = np.lexsort((cols, -vals))
+    return cols[order], vals[order]
 
 
 def _issue_dates(song_ids: np.ndarray, train: list[dict], song_meta: list[dict]) -> np.ndarray:
@@ -108,9 +110,10 @@ def _issue_dates(song_ids: np.ndarray, train: list[dict], song_meta: list[dict])
     return song_issue_dates(vocab, train, {s["id"]: int(s["issue_date"]) for s in song_meta})
 
 
-def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, k: int = K,
-              power: float = POWER, date_filter: bool = True, batch: int = BATCH) -> list[dict]:
-    """kNN recommendations for every question (see the module docstring)."""
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = RANK_SONGS,
+         n_tags: int = RANK_TAGS, k: int = K, power: float = POWER, date_filter: bool = True,
+         batch: int = BATCH) -> Ranked:
+    """Each question's first n_songs / n_tags neighbour-voted songs and tags (see the module docstring)."""
     f = Features(train)
     x = f.matrix(train)
     idf = np.log(x.shape[0] / np.maximum(np.asarray(x.sum(0)).ravel(), 1)).astype(np.float32)  # [size]
@@ -120,22 +123,31 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
     dates = None
     if date_filter and song_meta is not None:
         dates = _issue_dates(f.song_ids, train, song_meta)
-    song_pop, tag_pop = f.song_ids.tolist(), f.tags
     tag_names = np.asarray(f.tags, dtype=object)
-    results = []
+    ranked: tuple[list, ...] = ([], [], [], [])
     for start in range(0, len(questions), batch):
         qs = questions[start : start + batch]
         qx = _normalise_rows(f.matrix(qs) @ sp.diags(idf))
         w = _top_k_rows((qx @ xt).tocsr(), k, power)  # [b, P]
         song_scores, tag_scores = (w @ song_items).tocsr(), (w @ tag_items).tocsr()
         for r, q in enumerate(qs):
-            cols = _ranked(song_scores, r)
+            cols, vals = _ranked(song_scores, r)
+            keep = ~np.isin(f.song_ids[cols], np.asarray(q["songs"], dtype=np.int64))
             if dates is not None:
-                cols = cols[dates[cols] <= updt_to_int(q["updt_date"])]
-            songs = f.song_ids[cols[: N_SONGS + len(q["songs"])]].tolist()
-            tags = tag_names[_ranked(tag_scores, r)[: N_TAGS + len(q["tags"])]].tolist()
-            results.append(answer(q, songs, tags, song_pop, tag_pop))
-    return results
+                keep &= dates[cols] <= updt_to_int(q["updt_date"])
+            cols, vals = cols[keep][:n_songs], vals[keep][:n_songs]
+            tcols, tvals = _ranked(tag_scores, r)
+            tkeep = ~np.isin(tag_names[tcols], np.asarray(q["tags"], dtype=object))
+            for out, x in zip(ranked, (f.song_ids[cols], vals, tag_names[tcols[tkeep][:n_tags]], tvals[tkeep][:n_tags])):
+                out.append(x)
+    return Ranked.from_lists([q["id"] for q in questions], *ranked)
+
+
+def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, k: int = K,
+              power: float = POWER, date_filter: bool = True, batch: int = BATCH) -> list[dict]:
+    """kNN recommendations for every question: the ranked candidates, topped up from popularity."""
+    ranked = rank(train, questions, song_meta, N_SONGS, N_TAGS, k, power, date_filter, batch)
+    return to_results(ranked, questions, popularity(p["songs"] for p in train), popularity(p["tags"] for p in train))
 
 
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
