@@ -419,7 +419,7 @@ def dumps_summary(dumps: Dumps) -> dict[str, Any]:
 
 def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: torch.device,
             flags: dict[str, Any]) -> dict[str, Any]:
-    """Train `model` through `stages` into {flags["output_dir"]}/{model.name}/; -> Trainer.fit's summary.
+    """Train `model` through `stages` into {flags["output_dir"]}/{flags["run_name"] or model.name}/; -> the summary.
 
     `flags` are the entry point's resolved CLI arguments: the TrainConfig fields among them configure the Trainer,
     `resume` goes to fit, and all of them, with the device, are recorded in config.json and the checkpoints.
@@ -427,6 +427,6 @@ def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: tor
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
     run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
-    trainer = Trainer(model, stages, Path(flags["output_dir"]) / model.name, device, config,
-                      dumps.meta["vocab"]["hash"], run_config)
+    run_dir = Path(flags["output_dir"]) / (flags.get("run_name") or model.name)
+    trainer = Trainer(model, stages, run_dir, device, config, dumps.meta["vocab"]["hash"], run_config)
     return trainer.fit(flags["resume"])

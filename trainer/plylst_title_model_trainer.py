@@ -24,7 +24,7 @@ from trainer.validation import validate, validate_mlm
 def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, warmup_steps: int = 4000,
          dataset_dir: str = "dataset", output_dir: str = "output", mlm_epochs: int = 100, epochs: int = 300,
          max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
-         valid_every: int = 5, patience: int = 50, progress: bool = True) -> None:
+         valid_every: int = 5, patience: int = 50, progress: bool = True, run_name: str | None = None) -> None:
     """Pre-train model 2 as a masked language model, fine-tune it, and keep its best-validation checkpoint.
 
     Args:
@@ -43,6 +43,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
         valid_every: fine-tuning validates at epoch 1 and every this many epochs (the original: 5).
         patience: fine-tuning stops once this many epochs passed since the best score.
         progress: show a tqdm bar per epoch when stderr is a terminal.
+        run_name: the run folder under output_dir; default plylst_title (a seed ensemble: plylst_title_seed1).
     """
     check_train_flags(bs=bs, warmup_steps=warmup_steps, epochs=epochs, max_minutes=max_minutes,
                       valid_every=valid_every, patience=patience, gpu=gpu, output_dir=output_dir)
@@ -63,7 +64,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, warmup_steps=warmup_steps,
                  dataset_dir=dataset_dir, output_dir=output_dir, mlm_epochs=mlm_epochs, epochs=epochs,
                  max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
-                 patience=patience, progress=progress)
+                 patience=patience, progress=progress, run_name=run_name)
     fit_run(model, stages, dumps, device, flags)
 
 
