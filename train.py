@@ -4,7 +4,7 @@ Each step runs as its own process, as in the original (os.system there), so that
 the first step that fails stops the run with its exit status.
 
     python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
-        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume] [--skip_dump]
+        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume | --overwrite] [--skip_dump]
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
+from predictor.ensembling import RUNS  # the run folders steps 2 and 3 write under output_dir
+from trainer.loop import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parent
 
@@ -36,7 +38,8 @@ def run_step(script: str, args: list[str]) -> None:
 
 def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
          max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
-         warmup_steps: int | None = None, amp: bool = False, resume: bool = False, skip_dump: bool = False) -> None:
+         warmup_steps: int | None = None, amp: bool = False, resume: bool = False, overwrite: bool = False,
+         skip_dump: bool = False) -> None:
     """Dump, then train both models.
 
     Args:
@@ -49,6 +52,7 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         warmup_steps: Noam warmup of both models; default the original's 4000 (a short demo run needs far fewer).
         amp: bf16 autocast on CUDA.
         resume: continue both trainings from their last.pt.
+        overwrite: start both trainings anew even where a run exists (the old run folders are moved aside).
         skip_dump: reuse the dumps already in output_dir.
     """
     check_flags(max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
@@ -57,12 +61,14 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
                 warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"))
     check_gpu(gpu)
     check_output_dir("output_dir", output_dir)
+    for run in RUNS:  # refuse before step 1 runs, not after it (the trainers check again and move old runs aside)
+        prepare_run_dir(Path(output_dir) / run, resume, overwrite, dry_run=True)
     dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
     common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
     if not skip_dump:
         run_step("data_loader/dump_datasets.py", common)
     train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
-    train += ["--amp"] * amp + ["--resume"] * resume
+    train += flags(amp=amp, resume=resume, overwrite=overwrite)
     run_step("trainer/songs_tags_artists_model_trainer.py", train)
     run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs))
 

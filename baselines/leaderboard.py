@@ -19,7 +19,7 @@ from baselines import genre_most_popular, most_popular, playlist_knn
 from baselines.common import load_split
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import atomic_write, load_json, write_json
+from data_loader.jsonio import InputError, atomic_write, load_json, write_json
 from data_loader.split import split_paths
 from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
 from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
@@ -42,16 +42,22 @@ def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[st
 def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int) -> Iterator[tuple[str, Method | str]]:
     """The ensemble (needs both best checkpoints) and each model alone (needs its own)."""
     ckpts = {run: Path(output_dir) / run / "best.pt" for run in RUNS}
-    have = [run for run in RUNS if ckpts[run].is_file()]
-    if have:
+    unusable = {run: f"no {ckpts[run]}" for run in RUNS if not ckpts[run].is_file()}
+    members = {}
+    if len(unusable) < len(RUNS):
         device = pick_device(gpu)
         dumps = load_dumps(output_dir)
-        members = dict(zip(have, load_members(output_dir, dumps, device, have)))
+        for run in RUNS:
+            if run not in unusable:
+                try:
+                    members[run] = load_members(output_dir, dumps, device, (run,))[0]
+                except InputError as e:  # another vocabulary, an unfinished model 2: skipped, with the reason
+                    unusable[run] = str(e)
         q = encode_questions(load_json(question_path), str(question_path), dumps)
 
     def method(runs: tuple[str, ...]) -> Method | str:
-        if any(run not in have for run in runs):
-            return f"skipped: no {next(ckpts[run] for run in runs if run not in have)}"
+        if any(run in unusable for run in runs):
+            return f"skipped: {next(unusable[run] for run in runs if run in unusable)}"
         subset = [members[run] for run in runs]
         return lambda: to_records(q, recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs), dumps.vocab)
 

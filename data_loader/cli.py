@@ -17,8 +17,8 @@ train for days first), everything is checked *before* `main` runs:
 Each problem is one `error: ...` line on stderr and the exit status is 2. The converted values are then handed to
 fire (as Python literals it reads back exactly), which calls `main` and serves `--help`. Inside `main`, a
 `UsageError` (a flag value that is well-typed but invalid, checked before any work: see `check_flags`) also exits
-with status 2, and an `InputError` (bad input data; the message names the file and the record) with status 1,
-each as one line and without a traceback.
+with status 2, an `InputError` (bad input data; the message names the file and the record) with status 1, and
+Ctrl-C with status 130, each as one line and without a traceback.
 """
 from __future__ import annotations
 
@@ -197,6 +197,9 @@ def run_cli(component: Callable[..., Any] | Mapping[str, Callable[..., Any]],
     except (InputError, *errors) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C outside a trainer's own handling: one line, not a traceback
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def _usage_exit(problems: list[str]) -> typing.NoReturn:

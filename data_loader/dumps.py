@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import hashlib
+
 import numpy as np
 import sentencepiece as spm
 
@@ -46,6 +48,16 @@ class Dumps:
     @cached_property
     def sp(self) -> spm.SentencePieceProcessor:
         return load_sentencepiece(self.dir / "plylst_title_bpe.model")
+
+    @cached_property
+    def sp_hash(self) -> str:
+        """Fingerprint of the SentencePiece model: title piece ids mean other pieces under another model."""
+        return hashlib.sha256((self.dir / "plylst_title_bpe.model").read_bytes()).hexdigest()[:16]
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """What a checkpoint records of the data it was trained on (trainer/checkpoint.py check_data)."""
+        return {"vocab_hash": self.vocab.hash, "sp_hash": self.sp_hash}
 
     @cached_property
     def song_issue_dates(self) -> np.ndarray:

@@ -25,6 +25,7 @@ class PlaylistModel(nn.Module):
     """Base class: subclasses set `name` and `config` and implement the four methods below."""
 
     name: ClassVar[str]
+    uses_title: ClassVar[bool] = False  # reads title pieces: its checkpoints are tied to the SentencePiece model
     config: Any  # the model's config dataclass; a model is rebuilt from it alone: type(model)(config)
 
     def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:

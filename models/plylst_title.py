@@ -53,6 +53,7 @@ class PlylstTitleConfig:
 class PlylstTitleModel(PlaylistModel):
     name = "plylst_title"
     config_class = PlylstTitleConfig
+    uses_title = True
 
     def __init__(self, config: PlylstTitleConfig):
         super().__init__()

@@ -88,10 +88,11 @@ def weight_rules(title_importance: float = TITLE_IMPORTANCE,
 
 
 def load_member(path: Path, dumps: Dumps, device: torch.device, rule: tuple[Callable, float], name: str) -> Member:
-    """A checkpoint as an eval-mode member; refuses one trained on another vocabulary than the dumps'."""
+    """A checkpoint as an eval-mode member; refuses one trained on other dumps (vocabulary, title model) or never
+    validated as a recommender (a model 2 stopped during MLM pre-training)."""
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found; train the model first (python train.py)")
-    model = load_model(path, device, vocab_hash=dumps.vocab.hash)  # eval mode: no table dropout at inference
+    model = load_model(path, device, dumps, recommender=True)  # eval mode: no table dropout at inference
     return Member(model, rule[0], rule[1], name)
 
 

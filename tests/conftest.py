@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from data_loader import dump_datasets
 from data_loader.make_sample_dataset import generate, write
@@ -29,3 +30,13 @@ def run_root(small_dataset: Path, tmp_path: Path) -> Path:
     """A private output folder holding a copy of the session's dumps (runs write next to them)."""
     shutil.copytree(small_dataset / "output" / "dumps", tmp_path / "output" / "dumps")
     return tmp_path
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and far faster when the CPU is shared (no OpenMP spin-waits).
+    Modules opt in with pytestmark = pytest.mark.usefixtures("one_thread")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -45,13 +46,7 @@ NDCG_METRICS = re.compile(r"\| music_ndcg \d\.\d{6} tag_ndcg \d\.\d{6} score \d\
                           r"count \d+ \|")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread, and far faster when the CPU is shared (no OpenMP spin-waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -133,7 +128,8 @@ class ToyData:
 
 def toy_trainer(tmp_path: Path, stages: list[Stage], **config) -> Trainer:
     config = {"warmup_steps": 4, "progress": False, **config}
-    return Trainer(ToyModel(ToyConfig()), stages, tmp_path / "toy", CPU, TrainConfig(**config), "hash")
+    return Trainer(ToyModel(ToyConfig()), stages, tmp_path / "toy", CPU, TrainConfig(**config),
+                   {"vocab_hash": "hash", "sp_hash": "sp"})
 
 
 def test_ranking_weight_switches_on_at_its_epoch_and_early_stopping_stops(tmp_path: Path):
@@ -178,7 +174,7 @@ def model1_trainer(root: Path, run: str = "m1", seed: int = 0, epochs: int = 2, 
     stage = Stage("train", SongsTagsArtistsData(dumps.train, dumps.vocab, 64, seed), epochs,
                   lambda m: validate(m, dumps, CPU, 64), valid_every=5)
     config = {"warmup_steps": 10, "progress": False, "seed": seed, **config}
-    return Trainer(model, [stage], root / run, CPU, TrainConfig(**config), dumps.meta["vocab"]["hash"])
+    return Trainer(model, [stage], root / run, CPU, TrainConfig(**config), dumps.fingerprint)
 
 
 def fixed_batch_loss(model: PlaylistModel, batch: dict[str, torch.Tensor]) -> float:
@@ -209,7 +205,7 @@ def test_training_lowers_model2_losses_through_both_stages(run_root: Path):
               Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, 64), 2,
                     lambda m: validate(m, dumps, CPU, 64))]
     trainer = Trainer(model, stages, run_root / "m2", CPU, TrainConfig(warmup_steps=10, progress=False),
-                      dumps.meta["vocab"]["hash"])
+                      dumps.fingerprint)
     batch = stages[1].data.epoch(1)[0]
     before, mlm_before = fixed_batch_loss(model, batch), validate_mlm(model, mlm_val, CPU)["mlm_loss"]
     trainer.fit()
@@ -248,13 +244,14 @@ def test_checkpoints_refuse_another_vocabulary_and_rebuild_the_model(run_root: P
     trainer = model1_trainer(run_root, max_steps=2)
     trainer.fit()
     path = run_root / "m1" / "last.pt"
+    dumps = load_dumps(run_root / "output")
     with pytest.raises(InputError, match="vocabulary"):
-        load_model(path, CPU, vocab_hash="0123456789abcdef")
+        load_model(path, CPU, SimpleNamespace(fingerprint={**dumps.fingerprint, "vocab_hash": "0123456789abcdef"}))
     other = model1_trainer(run_root)
-    other.vocab_hash = "0123456789abcdef"
+    other.fingerprint["vocab_hash"] = "0123456789abcdef"
     with pytest.raises(InputError, match="vocabulary"):
         other.fit(resume=True)
-    model = load_model(path, CPU, vocab_hash=load_dumps(run_root / "output").meta["vocab"]["hash"])
+    model = load_model(path, CPU, dumps)
     assert not model.training
     q = load_dumps(run_root / "output").val_questions
     batch = model.question_batch(q, np.flatnonzero(model.accepts(q))[:8])

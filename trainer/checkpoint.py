@@ -9,7 +9,10 @@ Keys (see trainer/loop.py for how training fills them):
     epoch, batch, epoch_done   the epoch these weights come from, batches done in it, whether it was finished
     early_stopped              the stage ended by early stopping (resume moves on to the next stage)
     best_score, best_epoch     the stage's best validation score so far and its epoch
-    vocab_hash                 dumps meta vocab hash: a model refuses dumps with another vocabulary
+    recommender                the weights were chosen on a validation score of a recommending stage; False for a
+                               model 2 stopped during MLM pre-training (its output layers are untrained)
+    vocab_hash, sp_hash        fingerprints of the dumps' vocabulary and SentencePiece model (Dumps.fingerprint):
+                               a model refuses dumps with another vocabulary, a title model another title model
     train_config, history      the resolved run config and one dict per validation
     rng, elapsed               torch RNG states and training wall time, for --resume
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 import torch
 
+from data_loader.dumps import Dumps
 from data_loader.jsonio import InputError, atomic_path
 from models.base import PlaylistModel
 
@@ -48,29 +52,55 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def check_vocab(ckpt: dict[str, Any], vocab_hash: str, path: str | os.PathLike) -> None:
-    """Refuse a checkpoint trained on another vocabulary than the dumps in use: its label ids mean other items."""
-    if ckpt["vocab_hash"] != vocab_hash:
-        raise InputError(f"{path}: trained on vocabulary {ckpt['vocab_hash']}, but the dumps have vocabulary "
-                         f"{vocab_hash}; use the dumps the model was trained on (or retrain)")
-
-
-def build_model(model_name: str, model_config: dict[str, Any]) -> PlaylistModel:
-    """A fresh model of the registered type from its config fields."""
+def _model_class(model_name: str) -> type[PlaylistModel]:
     from models import MODELS  # models/__init__ imports the model files; keep this module light to import
 
     if model_name not in MODELS:
         raise InputError(f"unknown model {model_name!r}; known: {', '.join(sorted(MODELS))}")
-    cls = MODELS[model_name]
+    return MODELS[model_name]
+
+
+def check_data(ckpt: dict[str, Any], fingerprint: dict[str, str], path: str | os.PathLike, uses_title: bool) -> None:
+    """Refuse a checkpoint trained on other dumps than `fingerprint` (Dumps.fingerprint) describes: its label ids
+    would mean other items, and a title model's (`uses_title`) piece ids other pieces (step 1 re-run on changed
+    titles)."""
+    if ckpt["vocab_hash"] != fingerprint["vocab_hash"]:
+        raise InputError(f"{path}: trained on vocabulary {ckpt['vocab_hash']}, but the dumps have vocabulary "
+                         f"{fingerprint['vocab_hash']}; use the dumps the model was trained on (or retrain)")
+    if uses_title and ckpt.get("sp_hash") != fingerprint["sp_hash"]:
+        had = f"SentencePiece model {ckpt['sp_hash']}" if ckpt.get("sp_hash") else "an unrecorded SentencePiece model"
+        raise InputError(f"{path}: trained with {had}, but the dumps have SentencePiece model "
+                         f"{fingerprint['sp_hash']} (step 1 was re-run?); use the dumps the model was trained on "
+                         f"(or retrain)")
+
+
+def is_recommender(ckpt: dict[str, Any]) -> bool:
+    """Whether the weights were chosen on a validation score as a recommender (not, e.g., mid-MLM weights)."""
+    return bool(ckpt.get("recommender", ckpt.get("best_score") is not None))
+
+
+def build_model(model_name: str, model_config: dict[str, Any]) -> PlaylistModel:
+    """A fresh model of the registered type from its config fields."""
+    cls = _model_class(model_name)
     return cls(cls.config_class(**model_config))
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
-               vocab_hash: str | None = None) -> PlaylistModel:
-    """The model of a checkpoint, on `device`, in eval mode; `vocab_hash` (dumps meta) is checked when given."""
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", dumps: Dumps | None = None,
+               recommender: bool = False) -> PlaylistModel:
+    """The model of a checkpoint, on `device`, in eval mode.
+
+    Args:
+        dumps: when given, the checkpoint must have been trained on these dumps (check_data).
+        recommender: refuse weights that were never validated as a recommender (a model 2 stopped during its
+            MLM pre-training: its song and tag layers are untrained).
+    """
     ckpt = load_checkpoint(path, map_location=device)
-    if vocab_hash is not None:
-        check_vocab(ckpt, vocab_hash, path)
+    if dumps is not None:
+        check_data(ckpt, dumps.fingerprint, path, _model_class(ckpt["model_name"]).uses_title)
+    if recommender and not is_recommender(ckpt):
+        raise InputError(f"{path}: not a recommender yet: training stopped in stage {ckpt.get('stage')!r} at step "
+                         f"{ckpt.get('step')} before any validation of its recommendations (model 2 needs its MLM "
+                         f"pre-training and then fine-tuning); continue it with the trainer's --resume")
     model = build_model(ckpt["model_name"], ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -6,18 +6,25 @@ stages: one Adam(betas (0.9, 0.98), eps 1e-9) whose state carries over between s
 whose step counter restarts at 1 with every stage.
 
 Per stage: validation at epoch 1, every `valid_every`-th epoch and the stage's last epoch; last.pt at every
-validation; best.pt whenever the score improves (stages with `early_stop`); stop once epoch >= best_epoch +
-patience at a validation epoch. The ranking term (weight 2) is switched on from the stage's epoch 50.
-The time box (`max_minutes`) and `max_steps` stop at a batch boundary, then validate and save once, so that every
-run leaves a last.pt to resume from and a best.pt. --resume continues from last.pt at the same batch with the same
-RNG state: epochs are pure functions of (seed, epoch) (data_loader/*_data.py) and the torch RNG state is saved.
+validation and every `save_every_minutes`; best.pt whenever the score improves (stages with `early_stop`); stop
+once epoch >= best_epoch + patience at a validation epoch. The ranking term (weight 2) is switched on from the
+stage's epoch 50. The time box (`max_minutes`) and `max_steps` stop at a batch boundary, then validate and save
+once, so that every run leaves a last.pt to resume from and a best.pt. SIGINT / SIGTERM stop at the next batch
+boundary too: last.pt is saved (no validation), and the process exits with 128 + the signal number. --resume
+continues from last.pt at the same batch with the same RNG state: epochs are pure functions of (seed, epoch)
+(data_loader/*_data.py) and the torch RNG state is saved. The optimizer is Adam as TF1 computes it
+(trainer/adam_tf1.py).
 
-Run folder {output_dir}/{model.name}/: config.json (resolved config), log.txt, last.pt, best.pt.
+Run folder {output_dir}/{run_name}/ (run_name defaults to the model's name): config.json (resolved config),
+log.txt, last.pt, best.pt. A new run refuses a folder that holds a run (prepare_run_dir): --resume continues it,
+--overwrite moves it aside first; a resume refuses flags that would change its batches or its maths.
 """
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,12 +35,20 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import torch
 from tqdm import tqdm
 
-from data_loader.cli import check_flags, check_gpu, check_output_dir
+from data_loader.cli import UsageError, check_flags, check_gpu, check_output_dir
 from data_loader.dumps import Dumps, load_dumps
-from data_loader.jsonio import InputError, write_json
+from data_loader.jsonio import InputError, load_json, write_json
 from models.base import PlaylistModel
-from trainer.checkpoint import check_vocab, load_checkpoint, save_checkpoint
+from trainer.adam_tf1 import AdamTF1
+from trainer.checkpoint import check_data, is_recommender, load_checkpoint, save_checkpoint
 from trainer.noam import noam_scheduler
+
+# Flags a resumed run must keep: they decide the batches (bs, seed), the schedule or the loss. Others (epochs,
+# max_minutes, gpu, amp, ...) may change on --resume; the log says which did.
+FIXED_ON_RESUME = ("bs", "seed", "warmup_steps", "tags_loss_weight", "artists_loss_weight", "mlm_epochs")
+# Flags that only say how this invocation runs: never compared on --resume.
+PER_INVOCATION = ("resume", "overwrite", "gpu", "max_minutes", "progress", "dataset_dir", "output_dir", "run_name",
+                  "save_every_minutes", "log_every")
 
 
 class EpochData(Protocol):
@@ -66,6 +81,17 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast, CUDA only
     prefetch: bool | None = None  # build epochs and batches in background threads; None: on CUDA only
     progress: bool = True  # tqdm bar per epoch (only on a terminal)
+    save_every_minutes: float | None = 30.0  # also write last.pt this often (at a batch boundary); None: never
+    log_every: int = 100  # a progress line (step, mean loss, lr, steps/s) every this many optimizer steps
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal; last.pt holds the state to --resume from."""
+
+    def __init__(self, signum: int, step: int, path: Path):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}: saved {path}; continue with "
+                         f"--resume")
+        self.signum = signum
 
 
 def early_stopping(score: float, best_score: float | None, best_epoch: int, epoch: int,
@@ -157,32 +183,34 @@ class Prefetcher:
 
 
 class RunLog:
-    """Print a line and append it to run_dir/log.txt."""
+    """Print a line (unless echo is False) and append it to run_dir/log.txt."""
 
     def __init__(self, path: Path):
         self.path = path
 
-    def __call__(self, line: str) -> None:
-        print(line, flush=True)
+    def __call__(self, line: str, echo: bool = True) -> None:
+        if echo:
+            print(line, flush=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 
 
 class Trainer:
     def __init__(self, model: PlaylistModel, stages: list[Stage], run_dir: str | Path, device: torch.device,
-                 config: TrainConfig, vocab_hash: str, run_config: dict[str, Any] | None = None):
+                 config: TrainConfig, fingerprint: dict[str, str], run_config: dict[str, Any] | None = None):
         """
         Args:
             model: the model, already on `device`; its config must have `d_model` (Noam).
             stages: the stages in order.
             run_dir: the run folder (created).
-            vocab_hash: the dumps' vocabulary hash, stored in checkpoints and checked on resume.
+            fingerprint: the dumps' vocabulary and SentencePiece hashes (Dumps.fingerprint), stored in checkpoints
+                and checked on resume.
             run_config: the resolved flags (and anything else) to write to config.json and the checkpoints.
         """
         self.model, self.stages, self.device, self.config = model, stages, device, config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.vocab_hash = vocab_hash
+        self.fingerprint = dict(fingerprint)
         self.run_config = dict(run_config or {}, train=dataclasses.asdict(config),
                                stages=[{f.name: getattr(s, f.name) for f in dataclasses.fields(s)
                                         if f.name not in ("data", "validate")} for s in stages],
@@ -194,8 +222,7 @@ class Trainer:
             self.log("--amp applies to CUDA only; training in float32 on the CPU")
         self.prefetch = Prefetcher(False, pin=False)  # the real one is made per fit(): its threads end with it
         # fused on the CPU too: ~9x faster than the foreach Adam on model 1's ~100M-float table (80 vs 730 ms)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9,
-                                          fused=True)
+        self.optimizer = AdamTF1(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9, fused=True)
         self.scheduler = noam_scheduler(self.optimizer, model.config.d_model, config.warmup_steps)
         self.step = 0
         self.best_score: float | None = None
@@ -204,6 +231,8 @@ class Trainer:
         self.elapsed_before = 0.0  # training time of earlier invocations (resume)
         self._t0 = time.time()
         self._validated_step = -1
+        self._signal: int | None = None  # SIGINT / SIGTERM received: stop at the next batch boundary
+        self._saved_at = time.time()  # when last.pt was last written
 
     # ------------------------------------------------------------------------------------------------------------
     # the loop
@@ -218,19 +247,43 @@ class Trainer:
         torch.use_deterministic_algorithms(previous or self.device.type == "cpu")
         cuda = self.device.type == "cuda"
         self.prefetch = Prefetcher(cuda if self.config.prefetch is None else self.config.prefetch, pin=cuda)
+        handlers = self._catch_signals()
         try:
             return self._fit(resume)
         finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
             torch.use_deterministic_algorithms(previous)
             self.prefetch.close()
 
+    def _catch_signals(self) -> dict[int, Any]:
+        """Route SIGINT / SIGTERM to a stop at the next batch boundary; -> the handlers to restore afterwards.
+
+        A second signal while stopping gets the previous handler (Ctrl-C twice: KeyboardInterrupt; the atomic
+        checkpoint write then leaves the old last.pt in place)."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def stop(signum: int, frame: Any) -> None:
+            self._signal = signum
+            signal.signal(signum, previous[signum])
+            print(f"\n{signal.Signals(signum).name}: stopping at the next batch boundary and saving last.pt",
+                  file=sys.stderr, flush=True)
+
+        for s in previous:
+            signal.signal(s, stop)
+        return previous
+
     def _fit(self, resume: bool) -> dict[str, Any]:
         torch.manual_seed(self.config.seed)
-        write_json(self.run_dir / "config.json", self.run_config, indent=2)
         self._t0 = time.time()
         start = (0, 1, 0, False)  # stage index, epoch, batch, stage already begun
         if resume:
             start = self._resume()
+        # written only once the resume checks have passed: a refused resume leaves the run's config.json as it was
+        write_json(self.run_dir / "config.json", self.run_config, indent=2)
+        self._saved_at = time.time()
         if start[0] >= len(self.stages):
             self.log("the run in this folder has already finished; nothing to resume")
             return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": "done"}
@@ -244,6 +297,11 @@ class Trainer:
                 loss, done, interrupted = self._train_epoch(si, epoch, batch)
                 batch = 0
                 last = epoch == stage.epochs
+                if interrupted and self._signal is not None:
+                    path = self._save_last(si, epoch, done)
+                    self.log(f"[{self._tag(stage)}] stopped by {signal.Signals(self._signal).name} at epoch {epoch}, "
+                             f"step {self.step}; saved {path} (resume with --resume)")
+                    raise Interrupted(self._signal, self.step, path)
                 if interrupted:
                     self._validate_and_save(si, epoch, done, False, loss)
                     stopped = "time box" if self._over_time() else "max_steps"
@@ -256,9 +314,15 @@ class Trainer:
             if stopped != "done":
                 break
         if not (self.run_dir / "best.pt").exists():
-            # stopped before any stage that selects on a score: keep the current weights as the best there is
+            # stopped before any stage that selects on a score: keep the current weights, marked as no recommender
             save_checkpoint(self.run_dir / "best.pt", self._checkpoint(si, epoch, 0, True, False))
             self.log(f"no validation score yet; best.pt holds the weights at step {self.step}")
+        if not is_recommender(load_checkpoint(self.run_dir / "best.pt")):
+            warning = (f"WARNING: {self.run_dir / 'best.pt'} is not a recommender: training stopped in stage "
+                       f"{self.stages[si].name!r} before any validated recommendation; the ensemble refuses it. "
+                       f"Continue with --resume (or give the first stages fewer epochs).")
+            self.log(warning)
+            print(warning, file=sys.stderr, flush=True)
         best = "none" if self.best_score is None else f"{self.best_score:.6f} at epoch {self.best_epoch}"
         self.log(f"finished ({stopped}) at step {self.step}: best score {best}; run folder {self.run_dir}")
         return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": stopped}
@@ -284,6 +348,7 @@ class Trainer:
                    disable=not (self.config.progress and sys.stderr.isatty()), dynamic_ncols=True)
         stream = self.prefetch.batches(batches, start)
         done, interrupted = start, False
+        since, since_loss, since_t = 0, torch.zeros((), device=self.device), time.time()
         for i in range(start, len(batches)):
             if self._should_stop():
                 interrupted = True
@@ -297,20 +362,52 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             total += plain.detach().float()
-            n += 1
+            since_loss += plain.detach().float()
+            n, since = n + 1, since + 1
             done = i + 1
             bar.update()
             if n % 100 == 0 and not bar.disable:
                 bar.set_postfix(loss=f"{total.item() / n:.5f}")
+            if self.step % self.config.log_every == 0:  # a sign of life in log.txt (and when stdout is no terminal)
+                rate = since / max(time.time() - since_t, 1e-9)
+                line = (f"[{self._tag(stage)}] step {self.step:7d} epoch {epoch:3d} batch {done}/{len(batches)} "
+                        f"loss {since_loss.item() / since:.6f} lr {self.scheduler.get_last_lr()[0]:.4e} "
+                        f"{rate:.2f} steps/s elapsed {self._elapsed():.1f}s")
+                self.log(line, echo=bar.disable)
+                since, since_loss, since_t = 0, torch.zeros((), device=self.device), time.time()
+            if self.config.save_every_minutes and time.time() - self._saved_at >= 60 * self.config.save_every_minutes:
+                self._save_last(si, epoch, done)
         stream.close()
         bar.close()
+        if epoch == 1 and stage.epochs > 1 and not stage.early_stop and self.config.max_minutes and not interrupted:
+            self._warn_if_stage_outlasts_time_box(si, len(batches) - start, n)
         return (total.item() / n if n else float("nan")), done, interrupted
+
+    def _warn_if_stage_outlasts_time_box(self, si: int, epoch_batches: int, done: int) -> None:
+        """After epoch 1 of a stage that selects nothing (model 2's MLM), warn if at this pace its remaining epochs
+        would not fit in the time box: the run would end without a recommender."""
+        stage = self.stages[si]
+        per_epoch = (time.time() - self._t0) / max(done / max(epoch_batches, 1), 1e-9)
+        left = 60 * self.config.max_minutes - (time.time() - self._t0)
+        if per_epoch * (stage.epochs - 1) > left:
+            self.log(f"WARNING: [{self._tag(stage)}] at {per_epoch:.0f} s per epoch its {stage.epochs} epochs need "
+                     f"~{per_epoch * stage.epochs / 60:.0f} min, more than the {self.config.max_minutes:g}-minute "
+                     f"time box: the run will stop before any recommending stage (lower the stage's epochs, e.g. "
+                     f"--mlm_epochs, or raise --max_minutes, or continue later with --resume)")
+
+    def _save_last(self, si: int, epoch: int, done: int) -> Path:
+        """last.pt at a batch boundary inside epoch `epoch` (done batches of it), without validating."""
+        path = self.run_dir / "last.pt"
+        save_checkpoint(path, self._checkpoint(si, epoch, done, False, False))
+        self._saved_at = time.time()
+        return path
 
     def _validate_and_save(self, si: int, epoch: int, batch: int, epoch_done: bool, loss: float) -> bool:
         """Validate, log, save last.pt (and best.pt on improvement); -> whether to stop early."""
         stage = self.stages[si]
         stop = improved = False
         if self._validated_step != self.step:  # a time box right after a validation does not repeat it
+            self.log(f"[{self._tag(stage)}] validating at epoch {epoch}, step {self.step} ...")
             metrics = stage.validate(self.model)
             self._validated_step = self.step
             lr = self.scheduler.get_last_lr()[0]
@@ -324,6 +421,7 @@ class Trainer:
         if improved:
             save_checkpoint(self.run_dir / "best.pt", ckpt)
         save_checkpoint(self.run_dir / "last.pt", ckpt)
+        self._saved_at = time.time()
         return stop
 
     # ------------------------------------------------------------------------------------------------------------
@@ -336,7 +434,8 @@ class Trainer:
         return self.config.max_minutes is not None and time.time() - self._t0 >= 60 * self.config.max_minutes
 
     def _should_stop(self) -> bool:
-        return self._over_time() or (self.config.max_steps is not None and self.step >= self.config.max_steps)
+        return self._signal is not None or self._over_time() \
+            or (self.config.max_steps is not None and self.step >= self.config.max_steps)
 
     def _tag(self, stage: Stage) -> str:
         return self.model.name if len(self.stages) == 1 else f"{self.model.name}:{stage.name}"
@@ -351,7 +450,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "step": self.step,
             "stage": self.stages[si].name, "stage_index": si, "epoch": epoch, "batch": batch, "epoch_done": epoch_done,
             "early_stopped": early_stopped, "best_score": self.best_score, "best_epoch": self.best_epoch,
-            "vocab_hash": self.vocab_hash, "train_config": self.run_config, "history": self.history,
+            "recommender": self.stages[si].early_stop and self.best_score is not None, **self.fingerprint,
+            "train_config": self.run_config, "history": self.history,
             "rng": rng, "elapsed": self._elapsed(),
         }
 
@@ -359,7 +459,11 @@ class Trainer:
         """Restore everything from last.pt; -> (stage index, epoch, batch, stage already begun) to continue at."""
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path, map_location=self.device)
-        check_vocab(ckpt, self.vocab_hash, path)
+        check_data(ckpt, self.fingerprint, path, self.model.uses_title)
+        overridden = resume_conflicts(ckpt.get("train_config", {}).get("flags", {}),
+                                      self.run_config.get("flags", {}), path)
+        if overridden:
+            self.log(f"resume: {overridden}")
         if ckpt["model_name"] != self.model.name or ckpt["model_config"] != self.model.config_dict():
             raise InputError(f"{path}: holds {ckpt['model_name']} with config {ckpt['model_config']}, not "
                              f"{self.model.name} with config {self.model.config_dict()}; use another --output_dir")
@@ -389,15 +493,22 @@ class Trainer:
 # helpers for the entry points
 
 
-def check_train_flags(bs: int, warmup_steps: int, epochs: int, max_minutes: float | None, valid_every: int,
-                      patience: int, gpu: int | None, output_dir: str) -> None:
-    """The flags every trainer shares, checked before any work (a UsageError names the first bad ones)."""
-    check_flags(bs=(bs >= 1, "at least 1"), warmup_steps=(warmup_steps >= 1, "at least 1"),
-                epochs=(epochs >= 1, "at least 1"),
-                max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
-                valid_every=(valid_every >= 1, "at least 1"), patience=(patience >= 1, "at least 1"))
-    check_gpu(gpu)
-    check_output_dir("output_dir", output_dir)
+def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
+    """The flags every trainer shares and its run folder, checked before any work; -> the run folder.
+
+    A UsageError names the bad flags; prepare_run_dir refuses a folder holding a run without --resume/--overwrite.
+    """
+    f = flags
+    check_flags(bs=(f["bs"] >= 1, "at least 1"), warmup_steps=(f["warmup_steps"] >= 1, "at least 1"),
+                epochs=(f["epochs"] >= 1, "at least 1"),
+                max_minutes=(f["max_minutes"] is None or f["max_minutes"] > 0, "a positive number of minutes"),
+                valid_every=(f["valid_every"] >= 1, "at least 1"), patience=(f["patience"] >= 1, "at least 1"),
+                save_every_minutes=(f["save_every_minutes"] is None or f["save_every_minutes"] > 0,
+                                    "a positive number of minutes or none"),
+                log_every=(f["log_every"] >= 1, "at least 1"))
+    check_gpu(f["gpu"])
+    check_output_dir("output_dir", f["output_dir"])
+    return prepare_run_dir(Path(f["output_dir"]) / (f["run_name"] or default_run), f["resume"], f["overwrite"], f)
 
 
 def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:
@@ -417,6 +528,47 @@ def dumps_summary(dumps: Dumps) -> dict[str, Any]:
             "vocab": m["vocab"], "sentencepiece": m["sentencepiece"], "has_song_meta": m["has_song_meta"]}
 
 
+def resume_conflicts(old: dict[str, Any], new: dict[str, Any], source: str | Path) -> str:
+    """Compare a run's recorded flags with a resume's: UsageError if one of FIXED_ON_RESUME differs; -> a note
+    naming the other flags that differ (the resume overrides them), or "" when none does."""
+    fixed = [k for k in FIXED_ON_RESUME if k in old and k in new and old[k] != new[k]]
+    if fixed:
+        raise UsageError(f"{source}: the run was started with " + ", ".join(f"--{k}={old[k]}" for k in fixed)
+                         + "; a resumed run keeps its batches, schedule and loss, so --resume refuses "
+                         + ", ".join(f"--{k}={new[k]}" for k in fixed)
+                         + " (drop the flag, or start a new run with --overwrite or another --run_name)")
+    changed = [k for k in new if k in old and k not in PER_INVOCATION + FIXED_ON_RESUME and old[k] != new[k]]
+    return ("overriding " + ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed)) if changed else ""
+
+
+def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, flags: dict[str, Any] | None = None,
+                    dry_run: bool = False) -> Path:
+    """Check (before any work) that a run may go into `run_dir`, and make room for a new one if asked.
+
+    - resume: the folder must hold a last.pt; with `flags`, the run's config.json must agree on FIXED_ON_RESUME.
+    - a new run into a folder holding a run (best.pt or last.pt) is refused unless `overwrite`, which moves the
+      old folder aside to {run_dir}.replaced-<time> (nothing is deleted); `dry_run` only checks.
+    """
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    held = [p.name for p in (run_dir / "best.pt", run_dir / "last.pt") if p.exists()]
+    if resume:
+        if not (run_dir / "last.pt").is_file():
+            raise UsageError(f"{run_dir}: no last.pt to resume from; drop --resume to start a new run")
+        config = run_dir / "config.json"
+        if flags is not None and config.is_file():
+            resume_conflicts(load_json(config).get("flags", {}), flags, config)
+    elif held and not overwrite:
+        raise UsageError(f"{run_dir} already holds a run ({', '.join(held)}); pass --resume to continue it, or "
+                         f"--overwrite to start a new run (the old one is moved aside, not deleted)")
+    elif held and not dry_run:
+        aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(aside)
+        print(f"--overwrite: moved the earlier run {run_dir} to {aside}")
+    return run_dir
+
+
 def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: torch.device,
             flags: dict[str, Any]) -> dict[str, Any]:
     """Train `model` through `stages` into {flags["output_dir"]}/{flags["run_name"] or model.name}/; -> the summary.
@@ -428,5 +580,9 @@ def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: tor
     config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
     run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
     run_dir = Path(flags["output_dir"]) / (flags.get("run_name") or model.name)
-    trainer = Trainer(model, stages, run_dir, device, config, dumps.meta["vocab"]["hash"], run_config)
-    return trainer.fit(flags["resume"])
+    trainer = Trainer(model, stages, run_dir, device, config, dumps.fingerprint, run_config)
+    try:
+        return trainer.fit(flags["resume"])
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)

@@ -21,7 +21,8 @@ from trainer.validation import validate
 def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, artists_loss_weight: float = 0.15,
          warmup_steps: int = 4000, dataset_dir: str = "dataset", output_dir: str = "output", epochs: int = 300,
          max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
-         valid_every: int = 5, patience: int = 50, progress: bool = True, run_name: str | None = None) -> None:
+         valid_every: int = 5, patience: int = 50, progress: bool = True, run_name: str | None = None,
+         overwrite: bool = False, save_every_minutes: float | None = 30.0, log_every: int = 100) -> None:
     """Train model 1 and keep its best-validation checkpoint.
 
     Args:
@@ -41,11 +42,14 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
         patience: stop once this many epochs passed since the best score (checked at validations).
         progress: show a tqdm bar per epoch when stderr is a terminal.
         run_name: the run folder under output_dir; default songs_tags_artists (a seed ensemble: ..._seed1).
+        overwrite: start a new run even if the run folder holds one (the old folder is moved aside, not deleted).
+        save_every_minutes: also write last.pt this often during an epoch (none: only at validations).
+        log_every: a progress line (step, loss, lr, steps/s) in log.txt every this many steps.
     """
-    check_train_flags(bs=bs, warmup_steps=warmup_steps, epochs=epochs, max_minutes=max_minutes,
-                      valid_every=valid_every, patience=patience, gpu=gpu, output_dir=output_dir)
+    flags = dict(locals())  # the resolved command line, recorded in config.json and the checkpoints
     check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"),
                 artists_loss_weight=(artists_loss_weight >= 0, "at least 0"))
+    check_train_flags(flags, SongsTagsArtistsModel.name)  # shared flags and the run folder, before any work
     device = pick_device(gpu)
     dumps = open_dumps(dataset_dir, output_dir)
     torch.manual_seed(seed)
@@ -54,10 +58,6 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     model = SongsTagsArtistsModel(config).to(device)
     data = SongsTagsArtistsData(dumps.train, dumps.vocab, bs, seed, config.max_songs, config.max_len)
     stage = Stage("train", data, epochs, lambda m: validate(m, dumps, device, bs, amp), valid_every)
-    flags = dict(bs=bs, gpu=gpu, tags_loss_weight=tags_loss_weight, artists_loss_weight=artists_loss_weight,
-                 warmup_steps=warmup_steps, dataset_dir=dataset_dir, output_dir=output_dir, epochs=epochs,
-                 max_minutes=max_minutes, seed=seed, amp=amp, resume=resume, valid_every=valid_every,
-                 patience=patience, progress=progress, run_name=run_name)
     fit_run(model, [stage], dumps, device, flags)
 
 
