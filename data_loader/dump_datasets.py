@@ -105,7 +105,7 @@ def _run(dataset: Path, out: Path) -> None:
             print(f"warning: {warning}")
         sources = {"train.json": {"path": str(train_path), "sha256": _sha256(train_path), "n": len(playlists)}}
 
-    artists, issue, all_songs = None, None, None
+    artists, issue = None, None
     if meta_path.is_file():
         with _phase("load and validate song_meta.json", timings):
             song_meta = load_json(meta_path)
@@ -114,10 +114,6 @@ def _run(dataset: Path, out: Path) -> None:
             issue = {r["id"]: int(r["issue_date"]) for r in song_meta}
             sources["song_meta.json"] = {"path": str(meta_path), "sha256": _sha256(meta_path), "n": len(song_meta)}
             del song_meta
-            all_songs = flat_songs(playlists)  # (ids, lengths) over the whole file; issue dates reuse them
-            warning = _songs_without_meta(all_songs[0], issue, train_path, meta_path)
-            if warning:
-                print(f"warning: {warning}")
     else:
         sources["song_meta.json"] = None
         print(f"WARNING: {meta_path} not found: the vocabulary has no artist tokens and predictions use no "
@@ -162,7 +158,14 @@ def _run(dataset: Path, out: Path) -> None:
         vocab.save(out / "vocab.json")
 
     with _phase("song issue dates", timings):
+        all_songs = None
+        if issue is not None:
+            all_songs = flat_songs(playlists)  # (ids, lengths) over the whole of train.json
+            warning = _songs_without_meta(all_songs[0], issue, train_path, meta_path)
+            if warning:
+                print(f"warning: {warning}")
         dates = song_issue_dates(vocab, playlists, issue, flat=all_songs)
+        del all_songs
         with atomic_path(out / "song_issue_dates.npy") as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, dates)
