@@ -44,10 +44,9 @@ SAMPLE_FILES = ["train.json", "val.json", "test.json", "song_meta.json", "genre_
                 "sample_answers/val.json", "sample_answers/test.json"]
 
 
-def run_py(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
-                          **kwargs)
+def run_py(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
 
 
 def read_all(folder: Path) -> dict[str, bytes]:
@@ -123,9 +122,9 @@ def test_run_demo_writes_only_under_demo(tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # Item 7: memory follows the number of distinct ids; songs missing from song_meta get one warning
 
-_MAXRSS_CHILD = """
+_MAXRSS_CHILD = """  # run a command under an address-space cap; print its peak resident memory
 import resource, subprocess, sys
-resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a dense table over 2**31 ids would need 16 GiB
+resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))  # a dense table over 2**31 ids would need 16 GiB
 rc = subprocess.run(sys.argv[1:]).returncode
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB, the step's own peak only
 sys.exit(rc)
@@ -155,7 +154,9 @@ def test_step1_memory_follows_distinct_ids_not_the_largest_id(tmp_path):
     dataset, out = tmp_path / "dataset", tmp_path / "out"
     write_json(dataset / "train.json", playlists)
     write_json(dataset / "song_meta.json", meta)
-    proc = run_py("-c", _MAXRSS_CHILD, sys.executable, *STEP1, f"--dataset_dir={dataset}", f"--output_dir={out}")
+    one_thread = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # few stacks
+    proc = run_py("-c", _MAXRSS_CHILD, sys.executable, *STEP1, f"--dataset_dir={dataset}", f"--output_dir={out}",
+                  env_extra=one_thread)
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak_kib = int(proc.stdout.strip().splitlines()[-1])
     assert peak_kib < 1 << 20, f"step 1 peaked at {peak_kib / 2**20:.2f} GiB"
