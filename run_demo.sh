@@ -4,12 +4,16 @@
 #
 #   bash run_demo.sh                      # defaults below; override e.g. MINUTES=10 bash run_demo.sh
 #
+# Everything goes under demo/, never into dataset/ (the folder for the real Melon files); step 0 replaces only files
+# it wrote itself.
+#
 # The demo keeps every default of the original except two that only make sense for hours-long runs: the Noam warmup
 # (4000 steps is ~70 demo epochs; 300 steps is ~5 epochs, the original's ratio) and model 2's 100 MLM epochs.
 set -euo pipefail
 cd "$(dirname "$0")"
-DATA=${DATA:-dataset}          # where the sample and the split go
-OUT=${OUT:-output}             # dumps, run folders, leaderboard
+DATA=${DATA:-demo/dataset}     # where the sample and the split go
+OUT=${OUT:-demo/output}        # dumps, run folders, leaderboard
+RESULTS=${RESULTS:-demo/reco_result}  # the ensemble's results files
 MINUTES=${MINUTES:-4}          # time box per model
 WARMUP=${WARMUP:-300}
 MLM_EPOCHS=${MLM_EPOCHS:-3}
@@ -18,11 +22,11 @@ python data_loader/make_sample_dataset.py --out_dir="$DATA" --preset=demo
 python train.py --dataset_dir="$DATA" --output_dir="$OUT" --max_minutes="$MINUTES" \
     --warmup_steps="$WARMUP" --mlm_epochs="$MLM_EPOCHS"
 python predictor/Ensemble.py --dataset_dir="$DATA" --output_dir="$OUT" \
-    --question_path="$DATA/questions/val.json" --out_path=reco_result/results.json
-python evaluate.py evaluate --gt_fname="$DATA/answers/val.json" --rec_fname=reco_result/results.json \
+    --question_path="$DATA/questions/val.json" --out_path="$RESULTS/results.json"
+python evaluate.py evaluate --gt_fname="$DATA/answers/val.json" --rec_fname="$RESULTS/results.json" \
     --question_fname="$DATA/questions/val.json"
 python -m baselines.leaderboard --dataset_dir="$DATA" --output_dir="$OUT"
-python inference.py --dataset_dir="$DATA" --output_dir="$OUT" --out_path=reco_result/test_results.json
+python inference.py --dataset_dir="$DATA" --output_dir="$OUT" --out_path="$RESULTS/test_results.json"
 
 cat <<DONE
 
@@ -31,7 +35,7 @@ Done. Where things are:
   $OUT/dumps/                 vocabularies, SentencePiece model, tensors (step 1)
   $OUT/songs_tags_artists/    model 1 run: log.txt, config.json, best.pt, last.pt
   $OUT/plylst_title/          model 2 run: log.txt, config.json, best.pt, last.pt
-  reco_result/results.json    ensemble answers to $DATA/questions/val.json (scored above)
-  reco_result/test_results.json  ensemble answers to $DATA/test.json (inference.py)
+  $RESULTS/results.json       ensemble answers to $DATA/questions/val.json (scored above)
+  $RESULTS/test_results.json  ensemble answers to $DATA/test.json (inference.py)
   $OUT/leaderboard.md         every method on the same split and metric, overall and by question type
 DONE

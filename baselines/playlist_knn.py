@@ -27,7 +27,7 @@ from data_loader.cli import check_flags, run_cli
 from data_loader.issue_dates import song_issue_dates
 from data_loader.playlists import CSR, updt_to_int
 from data_loader.title import normalise_title
-from data_loader.vocab import Vocab
+from data_loader.vocab import Vocab, sorted_lookup
 
 K, POWER, BATCH = 200, 1.0, 256
 RANK_SONGS, RANK_TAGS = 500, 50  # candidates per question for the hybrid ensemble (as the BERT ensemble's)
@@ -39,9 +39,10 @@ class Features:
     def __init__(self, train: list[dict]):
         songs = np.fromiter((s for p in train for s in p["songs"]), dtype=np.int64)
         ids, first, counts = np.unique(songs, return_index=True, return_counts=True)
-        self.song_ids = ids[np.lexsort((first, -counts))]  # int64 [n_songs] raw id of each song column
-        self.song_col = np.full(int(songs.max(initial=-1)) + 1, -1, dtype=np.int64)
-        self.song_col[self.song_ids] = np.arange(len(self.song_ids))
+        order = np.lexsort((first, -counts))
+        self.song_ids = ids[order]  # int64 [n_songs] raw id of each song column
+        # sorted ids and their columns: a lookup whose size follows the number of songs, not the largest id
+        self._sorted_ids, self._sorted_cols = ids, np.argsort(order)
         tag_counts: dict[str, int] = {}
         for p in train:
             for t in p["tags"]:
@@ -60,8 +61,7 @@ class Features:
         """Binary float32 [N, size]: the known songs, tags and title words of each playlist."""
         rows, cols = [], []
         for i, p in enumerate(playlists):
-            song = np.asarray(p["songs"], dtype=np.int64)
-            song = self.song_col[song[song < len(self.song_col)]]
+            song = sorted_lookup(self._sorted_ids, self._sorted_cols, p["songs"])
             c = song[song >= 0].tolist() + [self.tag_col[t] for t in p["tags"] if t in self.tag_col]
             c += [self.word_col[w] for w in _words(p) if w in self.word_col]
             cols += c

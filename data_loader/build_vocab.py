@@ -60,12 +60,10 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values[new]
 
 
-def frequency_rank(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of `codes`, most frequent first with ties in first-seen order, and their counts."""
-    values, first, _, counts = group_values(codes)
+def frequency_order(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Positions of group_values' distinct values, most frequent first with ties in first-seen order."""
     seen = np.argsort(first)  # first-seen order (the first indices are distinct)
-    rank = np.argsort(-counts[seen], kind="stable")
-    return values[seen][rank], counts[seen][rank]
+    return seen[np.argsort(-counts[seen], kind="stable")]
 
 
 def _rank_tags(records: Sequence[dict]) -> tuple[list[str], np.ndarray]:
@@ -95,16 +93,6 @@ def _baskets(songs: Sequence[int], song_artists: Mapping[int, Sequence[int]]) ->
     return CSR(values, offsets)
 
 
-def _song_labels(raw: np.ndarray, songs: np.ndarray) -> np.ndarray:
-    """Raw song ids -> rank in `songs`, -1 outside it (a dense lookup, as Vocab's)."""
-    lookup = np.full(int(songs.max(initial=-1)) + 1, -1, dtype=np.int64)
-    lookup[songs] = np.arange(len(songs))
-    out = np.full(len(raw), -1, dtype=np.int64)
-    ok = raw < len(lookup)
-    out[ok] = lookup[raw[ok]]
-    return out
-
-
 def build_vocab(train: Sequence[dict], song_artists: Mapping[int, Sequence[int]] | None,
                 recall: Mapping[str, float] = RECALL) -> tuple[Vocab, dict[str, int]]:
     """Vocab from orig/train records; also the number of distinct songs/tags/artists before the cut.
@@ -114,11 +102,15 @@ def build_vocab(train: Sequence[dict], song_artists: Mapping[int, Sequence[int]]
         song_artists: song id -> artist_id_basket from song_meta.json, or None without it (then no artists).
     """
     raw, lengths = flat_songs(train)
-    ranked, counts = frequency_rank(raw)
-    songs = ranked[: cumulative_share_cutoff(counts, recall["songs"])]
+    # distinct ids and each occurrence's code among them: memory follows the number of distinct songs, not the
+    # largest id (a lookup table indexed by raw id would take 8 bytes per id up to the largest)
+    song_ids, first, code, counts = group_values(raw)
+    order = frequency_order(first, counts)
+    kept_codes = order[: cumulative_share_cutoff(counts[order], recall["songs"])]
+    songs = song_ids[kept_codes]
     tags, tag_counts = _rank_tags(train)
     tags = tags[: cumulative_share_cutoff(tag_counts, recall["tags"])]
-    distinct = {"songs": len(ranked), "tags": len(tag_counts), "artists": 0}
+    distinct = {"songs": len(song_ids), "tags": len(tag_counts), "artists": 0}
     n_songs, n_tags = len(songs), len(tags)
     song_list = songs.tolist()
     no_artists = CSR(np.zeros(0, np.int32), np.zeros(n_songs + 1, np.int64))
@@ -126,7 +118,9 @@ def build_vocab(train: Sequence[dict], song_artists: Mapping[int, Sequence[int]]
         return Vocab(song_list, tags, [], no_artists), distinct
 
     baskets = _baskets(song_list, song_artists)
-    labels = _song_labels(raw, songs)
+    label_of_code = np.full(len(song_ids), -1, dtype=np.int64)
+    label_of_code[kept_codes] = np.arange(n_songs)
+    labels = label_of_code[code]  # [nnz] label of each occurrence, -1 outside the vocabulary
     rows = np.repeat(np.arange(len(train)), lengths)[labels >= 0]
     per_song = baskets.take(labels[labels >= 0])  # artists of every in-vocab occurrence, in file order
     rows = np.repeat(rows, per_song.lengths())
@@ -135,8 +129,7 @@ def build_vocab(train: Sequence[dict], song_artists: Mapping[int, Sequence[int]]
     artist_ids, first, code, _ = group_values(per_song.values)
     pairs = sorted_unique(rows * len(artist_ids) + code)  # one per (playlist, artist): document frequency
     df = np.bincount(pairs % len(artist_ids), minlength=len(artist_ids))
-    seen = np.argsort(first)
-    rank = seen[np.argsort(-df[seen], kind="stable")]
+    rank = frequency_order(first, df)
     kept = rank[: cumulative_share_cutoff(df[rank], recall["artists"])]
     distinct["artists"] = len(artist_ids)
 

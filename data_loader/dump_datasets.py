@@ -14,21 +14,24 @@ import gc
 import hashlib
 import importlib.metadata
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from data_loader.build_vocab import RECALL, build_vocab
+from data_loader.build_vocab import RECALL, build_vocab, flat_songs, sorted_unique
 from data_loader.cli import check_output_dir, run_cli
 from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
-from data_loader.jsonio import InputError, atomic_path, load_json, write_json
+from data_loader.jsonio import InputError, atomic_path, load_json, remove_stale_temps, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
-from data_loader.split import SPLIT_RATIO, SPLIT_SEED, group_sizes, seeded_split, write_split
+from data_loader.split import SPLIT_RATIO, SPLIT_SEED, group_sizes, seeded_split, split_paths, write_split
 from data_loader.title import SP_VOCAB_SIZE, load_sentencepiece, normalise_title, train_sentencepiece
+from data_loader.vocab import sorted_lookup
+from evaluate import QUESTION_TYPES, question_type
 
 
 @contextlib.contextmanager
@@ -65,6 +68,19 @@ def _no_cyclic_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _songs_without_meta(songs: np.ndarray, issue: dict[int, int], train_path: Path, meta_path: Path) -> str | None:
+    """A warning counting the distinct songs of train.json that song_meta.json lacks (None when there are none):
+    they get no artist tokens, and their issue date comes from the playlists that hold them (issue_dates.py)."""
+    distinct = sorted_unique(songs)
+    known = np.sort(np.fromiter(issue, dtype=np.int64, count=len(issue)))
+    missing = distinct[sorted_lookup(known, np.arange(len(known)), distinct) < 0]
+    if not len(missing):
+        return None
+    examples = ", ".join(map(str, missing[:5].tolist())) + (", ..." if len(missing) > 5 else "")
+    return (f"{len(missing)} of the {len(distinct)} distinct songs of {train_path} are not in {meta_path} "
+            f"({examples}): they have no artist tokens")
 
 
 def main(dataset_dir: str = "dataset", output_dir: str = "output") -> None:
@@ -107,8 +123,13 @@ def _run(dataset: Path, out: Path) -> None:
         parts = seeded_split(playlists, SPLIT_RATIO, SPLIT_SEED)
         orig_train, orig_val, questions, answers = parts
         sizes = group_sizes(len(orig_val))
-        print(f"  {len(playlists)} playlists -> train {len(orig_train)}, val {len(orig_val)} "
-              f"({', '.join(f'{k} {v}' for k, v in sizes.items())})")
+        # a group's question can lose its songs or tags (a 1-item list keeps floor(1/2) = 0): count the questions
+        # by what they show, as evaluate.py does, and the groups they were cut from separately
+        types = Counter(map(question_type, questions))
+        types = {t: types[t] for t in QUESTION_TYPES}
+        print(f"  {len(playlists)} playlists -> train {len(orig_train)}, val {len(orig_val)}")
+        print(f"  val questions by type, as evaluate.py counts them: {', '.join(f'{k} {v}' for k, v in types.items())}"
+              f"\n  (split groups before masking: {', '.join(f'{k} {v}' for k, v in sizes.items())})")
         empty = sum(not a["songs"] for a in answers), sum(not a["tags"] for a in answers)
         if any(empty):
             print(f"warning: {empty[0]} validation answers have no songs and {empty[1]} no tags "
@@ -120,10 +141,14 @@ def _run(dataset: Path, out: Path) -> None:
             raise InputError(f"{train_path}: no title in the training split keeps a letter or digit after "
                              f"normalisation; the title model needs some")
 
-    # From here on files change: first make sure no older meta.json vouches for a half-rewritten folder.
+    # From here on files change: first make sure no older meta.json vouches for a half-rewritten folder, and
+    # remove what killed runs left (temp files and SentencePiece folders of processes that no longer exist).
     (out / "meta.json").unlink(missing_ok=True)
+    for folder in {out, *(path.parent for path in split_paths(dataset).values())}:
+        for path in remove_stale_temps(folder):
+            print(f"  removed {path}, left by a killed run")
     with _phase("write split", timings):
-        split_paths = write_split(dataset, parts)
+        split_files = write_split(dataset, parts)
 
     with _phase("vocabulary", timings):
         vocab, distinct = build_vocab(orig_train, artists)
@@ -133,7 +158,14 @@ def _run(dataset: Path, out: Path) -> None:
         vocab.save(out / "vocab.json")
 
     with _phase("song issue dates", timings):
-        dates = song_issue_dates(vocab, playlists, issue)
+        all_songs = None
+        if issue is not None:
+            all_songs = flat_songs(playlists)  # (ids, lengths) over the whole of train.json
+            warning = _songs_without_meta(all_songs[0], issue, train_path, meta_path)
+            if warning:
+                print(f"warning: {warning}")
+        dates = song_issue_dates(vocab, playlists, issue, flat=all_songs)
+        del all_songs
         with atomic_path(out / "song_issue_dates.npy") as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, dates)
@@ -156,10 +188,11 @@ def _run(dataset: Path, out: Path) -> None:
         "has_song_meta": issue is not None,
         "split": {"ratio": SPLIT_RATIO, "seed": SPLIT_SEED, "n_train": len(orig_train), "n_val": len(orig_val),
                   "by_type": sizes},
+        "val_question_types": types,  # as evaluate.py classifies questions/val.json (by_type: the split's groups)
         "vocab": {"n_songs": vocab.n_songs, "n_tags": vocab.n_tags, "n_artists": vocab.n_artists,
                   "size": vocab.size, "hash": vocab.hash, "recall": dict(RECALL)},
         "sentencepiece": {"vocab_size": sp_size, "requested": SP_VOCAB_SIZE, "warning": sp_warning},
-        "paths": {"dataset_dir": str(dataset), **{k: str(p) for k, p in split_paths.items()}},
+        "paths": {"dataset_dir": str(dataset), **{k: str(p) for k, p in split_files.items()}},
     }
     write_json(out / "meta.json", meta, indent=2)
     print(f"done in {sum(timings.values()):.1f}s: {out}")

@@ -16,7 +16,8 @@ from data_loader.playlists import updt_to_int
 from data_loader.vocab import Vocab
 
 
-def song_issue_dates(vocab: Vocab, full_train: Sequence[dict], issue: Mapping[int, int] | None) -> np.ndarray:
+def song_issue_dates(vocab: Vocab, full_train: Sequence[dict], issue: Mapping[int, int] | None,
+                     flat: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """int32 [S] corrected YYYYMMDD issue dates in vocab order.
 
     Args:
@@ -24,11 +25,12 @@ def song_issue_dates(vocab: Vocab, full_train: Sequence[dict], issue: Mapping[in
         full_train: all validated records of train.json (not only orig/train).
         issue: song id -> int(issue_date) from song_meta.json (a song missing from it counts as date 0), or None
             without song_meta: then every date is 0, which never filters anything.
+        flat: flat_songs(full_train) when the caller has it already.
     """
     if issue is None:
         return np.zeros(vocab.n_songs, dtype=np.int32)
     dates = np.fromiter((issue.get(s, 0) for s in vocab.songs), dtype=np.int64, count=vocab.n_songs)
-    raw, lengths = flat_songs(full_train)
+    raw, lengths = flat_songs(full_train) if flat is None else flat
     updt = np.fromiter((updt_to_int(r["updt_date"]) for r in full_train), dtype=np.int64, count=len(full_train))
     labels = vocab.song_labels(raw)
     occ_updt = np.repeat(updt, lengths)[labels >= 0]

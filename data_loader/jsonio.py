@@ -2,6 +2,10 @@
 
 Every step writes through `atomic_write` so that a crash or a bad input never leaves a half-written file in
 place of a good one: the data goes to a temporary file in the same folder, which is then renamed over the target.
+
+Temporary files and folders are named `.{stem}.{pid}.{token}.tmp{suffix}` (`.train.4711.3f9a0c1e.tmp.npz` for
+train.npz), so that one left behind by a killed process can be recognised by its name alone and removed once its
+writer is gone: `remove_stale_temps(folder)`, which the steps call on the folders they write to.
 """
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import contextlib
 import gzip
 import json
 import os
-import tempfile
+import re
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,23 +52,80 @@ def _to_builtin(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+# .{stem}.{pid}.{token}.tmp{suffix}: the pid of the writing process and 8 random hex digits
+TEMP_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[1-9][0-9]{0,9})\.[0-9a-f]{8}\.tmp(?:\.[^.]+)?")
+
+
+def _temp_name(stem: str, suffix: str = "") -> str:
+    return f".{stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{suffix}"
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid of the process that made the temporary file or folder `name` (a bare name), or None when `name`
+    is not a temporary name of this module's scheme."""
+    m = TEMP_NAME.fullmatch(name)
+    return int(m.group("pid")) if m else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and folders that killed processes left in `folder` (not in its subfolders).
+
+    Only names of this module's scheme (`temp_owner` is not None) whose writing process no longer exists are
+    removed: a temp of a live process (this one included) and every other file stay, so it is safe to call at the
+    start of any step, even while another step writes into the same folder. The pid is checked on this machine, so
+    do not point it at a folder that processes on another machine (or in another PID namespace) write to.
+    Returns the paths removed (none when the folder does not exist).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        pid = temp_owner(entry.name)
+        if pid is None or _alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another cleaner may have been first
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def temp_dir(parent: str | os.PathLike, stem: str) -> Iterator[Path]:
+    """A fresh folder `.{stem}.{pid}.{token}.tmp` in `parent`, removed with its content when the block ends."""
+    path = Path(parent) / _temp_name(stem)
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary sibling of `path` to write to (np.savez, torch.save, ...); renamed over `path` only if the
-    block succeeds, removed otherwise."""
+    block succeeds, removed otherwise. Its name keeps the suffix (np.savez would append .npz to another)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    tmp = path.parent / _temp_name(path.stem, path.suffix)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the umask applies, as for any new file
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -24,17 +24,23 @@ The generative story, so that the models have something real to learn:
 Question files use the competition's mix (QUESTION_TYPES); a shown-in-part list keeps floor(L/2) items and the
 answer gets the rest, a hidden list goes to the answer whole (cut to 100 songs / 10 tags as the arena split does).
 
+Step 0 never replaces data it did not write: it records what it wrote, with each file's sha256, in
+`out_dir/.made_by_make_sample_dataset.json`, and refuses to run (one error line, nothing written) when out_dir holds
+a file of one of the names above that this marker does not vouch for (real data, or a sample file edited since),
+unless `--force`. Its own, unchanged files are replaced freely.
+
 Everything comes from one numpy Generator seeded with `seed`: the same seed gives byte-identical files.
 Only numpy and the standard library do the work. Presets: "demo" (seconds), "full" (the competition's sizes;
 under a minute of CPU, ~2 GB peak) and "tiny" (for tests). In-process: `data = generate(preset, seed)` gives {file name: JSON-ready object} and
 `write(out_dir, data)` writes it.
 
 Usage:
-    python data_loader/make_sample_dataset.py --out_dir=dataset --preset=demo [--seed=0]
+    python data_loader/make_sample_dataset.py --out_dir=demo/dataset --preset=demo [--seed=0] [--force]
 """
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import time
@@ -43,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_loader.cli import UsageError, check_output_dir, run_cli
+from data_loader.jsonio import atomic_path, remove_stale_temps, write_json
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ QUESTION_TYPES = (
     ("title+tags", 0.11, False, True, True),
 )
 ANSWER_CAP_SONGS, ANSWER_CAP_TAGS = 100, 10  # a wholly hidden list is cut like the arena split does
+OUTPUT_FILES = ("train.json", "val.json", "test.json", "song_meta.json", "genre_gn_all.json",
+                "sample_answers/val.json", "sample_answers/test.json")  # the keys of generate()'s result
 
 # Playlist shape. Songs per playlist: lognormal, median 30, mean ~45, 90th percentile ~105, in [1, 200].
 SONGS_MEDIAN, SONGS_SIGMA, MAX_SONGS = 30.0, 0.98, 200
@@ -590,25 +599,65 @@ def generate(preset: str = "demo", seed: int = 0) -> dict[str, object]:
     }
 
 
-def write(out_dir: str, data: dict[str, object]) -> None:
-    """Write every file of `data` under out_dir atomically (temp file in the same folder, then os.replace)."""
+MARKER = ".made_by_make_sample_dataset.json"  # in out_dir: what step 0 wrote there, with each file's sha256
+
+
+def read_marker(out_dir: str) -> dict:
+    """The marker's content ({"preset", "seed", "files": {name: [sha256, ...]}}), or {} when there is none."""
+    path = os.path.join(out_dir, MARKER)
+    try:
+        with open(path, "rb") as f:
+            marker = json.loads(f.read())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) and isinstance(marker.get("files"), dict) else {}
+
+
+def not_ours(out_dir: str, names: list[str]) -> list[str]:
+    """Those of `names` that exist in out_dir but that step 0 did not write, or that changed since (their sha256
+    is not one the marker lists): a user's data, which step 0 must not replace without --force."""
+    written = read_marker(out_dir).get("files", {})
+    foreign = []
+    for name in names:
+        path = os.path.join(out_dir, name)
+        if not os.path.lexists(path):
+            continue
+        if not os.path.isfile(path) or os.path.islink(path):
+            foreign.append(name)
+            continue
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        if h.hexdigest() not in written.get(name, ()):
+            foreign.append(name)
+    return foreign
+
+
+def write(out_dir: str, data: dict[str, object], marker: dict | None = None) -> None:
+    """Write every file of `data` under out_dir atomically (temp file in the same folder, then os.replace).
+
+    With `marker` ({"preset", "seed"}), also keep out_dir/MARKER listing the sha256 of each file written, so that
+    a later run knows these files are its own. While a file is being replaced the marker lists both its old and
+    new hash, so a run killed at any point leaves files that the marker still vouches for.
+    """
+    files = dict(read_marker(out_dir).get("files", {})) if marker is not None else {}
     for name, obj in data.items():
         path = os.path.join(out_dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         # dumps uses the C encoder (json.dump would use the slow Python one); generated data has no cycles
-        text = json.dumps(obj, ensure_ascii=False, check_circular=False)
-        # a per-process name (not mkstemp, whose files are private 0600) so that the result gets the umask's mode
-        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
+        text = json.dumps(obj, ensure_ascii=False, check_circular=False).encode("utf-8")
+        if marker is not None:
+            digest = hashlib.sha256(text).hexdigest()
+            files[name] = list(dict.fromkeys([digest, *files.get(name, ())]))
+            write_json(os.path.join(out_dir, MARKER), {**marker, "files": files}, indent=1)
+            files[name] = [digest]
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+    if marker is not None:
+        write_json(os.path.join(out_dir, MARKER), {**marker, "files": files}, indent=1)
 
 
 def playlist_stats(playlists: list[dict]) -> dict[str, float]:
@@ -625,21 +674,32 @@ def playlist_stats(playlists: list[dict]) -> dict[str, float]:
     return {k: float(v) for k, v in stats.items()}
 
 
-def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0) -> None:
+def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0, force: bool = False) -> None:
     """Generate the sample dataset and write it into out_dir.
 
     Args:
         out_dir: folder for train/val/test/song_meta/genre_gn_all.json and sample_answers/.
         preset: "demo" (small, for trying the pipeline), "full" (the real competition's sizes) or "tiny" (tests).
         seed: random seed; the same seed gives byte-identical files.
+        force: replace files of those names that this script did not write (or that were edited since); without
+            it such files (real data?) make the run stop before any work. Its own files are always replaced.
     """
     if preset not in PRESETS:
         raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     check_output_dir("out_dir", out_dir)
+    foreign = [] if force else not_ours(out_dir, OUTPUT_FILES)
+    if foreign:
+        raise UsageError(f"--out_dir={out_dir} already holds {', '.join(foreign)}, not written by this script or "
+                         f"changed since (real data?); nothing was written: choose another --out_dir, or add "
+                         f"--force to replace them")
+    for folder in {os.path.join(out_dir, os.path.dirname(name)) for name in OUTPUT_FILES}:
+        for path in remove_stale_temps(folder):
+            print(f"removed {path}, left by a killed run")
     t0 = time.time()
     data = generate(preset, seed)
     t1 = time.time()
-    write(out_dir, data)
+    write(out_dir, data, marker={"written_by": "data_loader/make_sample_dataset.py", "preset": preset,
+                                 "seed": seed})
     t2 = time.time()
     print(f"preset {preset}, seed {seed}: generated in {t1 - t0:.1f}s, written in {t2 - t1:.1f}s to {out_dir}/")
     for name, obj in data.items():

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import sentencepiece as spm
+
+from data_loader.jsonio import temp_dir
 
 TITLE_SPECIALS = ("@songs_cls", "@tags_cls", "@sep", "@mask", "@pad")
 SONGS_CLS, TAGS_CLS, SEP, MASK, PAD = 3, 4, 5, 6, 7
@@ -38,7 +39,8 @@ def train_sentencepiece(titles: Iterable[str], out_dir: str | Path, vocab_size: 
     lines = [t for t in (normalise_title(x) for x in titles) if t]
     if not lines:
         raise ValueError("no non-empty normalised title to train SentencePiece on")
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    # a temp folder named by data_loader.jsonio's scheme: if this process is killed, the next step 1 removes it
+    with temp_dir(out_dir, "sentencepiece") as tmp:
         corpus = Path(tmp) / "plylst_titles.txt"
         corpus.write_text("".join(t + "\n" for t in lines), encoding="utf-8")
         warning = None

@@ -34,6 +34,18 @@ def cumulative_share_cutoff(counts_desc: np.ndarray, recall: float) -> int:
     return int(over[0]) + 1 if len(over) else len(counts)
 
 
+def sorted_lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """int64 values[i] where keys[i] == query, -1 where query is not in `keys` (sorted int64, distinct).
+
+    A binary search rather than a table indexed by id: memory follows the number of keys, whatever the ids.
+    """
+    query = np.asarray(query, dtype=np.int64)
+    if len(keys) == 0:
+        return np.full(query.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[pos] == query, values[pos], -1)
+
+
 @dataclass
 class Vocab:
     songs: list[int]  # raw song ids, most frequent first
@@ -78,11 +90,7 @@ class Vocab:
     # encoding ------------------------------------------------------------------------------------------
     def song_labels(self, raw: np.ndarray) -> np.ndarray:
         """Raw song ids -> label ids, -1 where out of vocabulary (vectorised)."""
-        raw = np.asarray(raw, dtype=np.int64)
-        if len(self._song_sorted) == 0:
-            return np.full(raw.shape, -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self._song_sorted, raw), len(self._song_sorted) - 1)
-        return np.where(self._song_sorted[pos] == raw, self._song_sorted_labels[pos], -1)
+        return sorted_lookup(self._song_sorted, self._song_sorted_labels, raw)
 
     def tag_label(self, tag: str) -> int:
         return self._tag_lookup.get(tag, -1)

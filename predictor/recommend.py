@@ -5,17 +5,20 @@
 
 Prints one JSON line {"id", "songs": [100], "tags": [10]} per question, in input order. Missing fields get
 defaults: songs / tags [], plylst_title "", id the question's position, and updt_date the far future, so that no
-song is dropped for being issued after the playlist was last updated.
+song is dropped for being issued after the playlist was last updated. Songs and tags that are not in the
+vocabulary cannot be used by the models; a warning on stderr says how many and which.
 """
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
 from data_loader.cli import check_flags, check_gpu, run_cli
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError, load_json
+from data_loader.vocab import Vocab
 from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, load_members, recommend,
                                   to_records)
 from trainer.device import pick_device
@@ -48,6 +51,17 @@ def parse_questions(question: str | dict | list | None, question_file: str | Non
     return [with_defaults(q, i) for i, q in enumerate(items)], source
 
 
+def unknown_items(records: list[dict], vocab: Vocab, shown: int = 5) -> str | None:
+    """A warning naming the songs and tags of the questions that are not in the vocabulary (the models cannot use
+    them, so they are left out), up to `shown` of each; None when every item is known."""
+    songs = [s for r in records for s in r["songs"]]
+    songs = list(dict.fromkeys(np.asarray(songs, dtype=np.int64)[vocab.song_labels(songs) < 0].tolist()))
+    tags = list(dict.fromkeys(t for r in records for t in r["tags"] if vocab.tag_label(t) < 0))
+    parts = [f"{len(items)} {kind}{'s' if len(items) > 1 else ''} ({', '.join(map(repr, items[:shown]))}"
+             f"{', ...' if len(items) > shown else ''})" for kind, items in (("song", songs), ("tag", tags)) if items]
+    return f"not in the vocabulary, so not used: {' and '.join(parts)}" if parts else None
+
+
 def main(question: str | dict | list | None = None, question_file: str | None = None, gpu: int | None = None,
          output_dir: str = "output", title_importance: float = TITLE_IMPORTANCE,
          title_tag_weight: float = TITLE_TAG_WEIGHT) -> None:
@@ -70,6 +84,9 @@ def main(question: str | dict | list | None = None, question_file: str | None = 
     members = load_members(output_dir, dumps, device, title_importance=title_importance,
                            title_tag_weight=title_tag_weight)
     q = encode_questions(records, source, dumps)
+    warning = unknown_items(records, dumps.vocab)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     rec = recommend(members, q, dumps.vocab, dumps.song_issue_dates, device)
     for r in to_records(q, rec, dumps.vocab, order=np.arange(len(q))):
         print(json.dumps(r, ensure_ascii=False))
