@@ -296,6 +296,19 @@ def test_sigint_in_the_entry_point_saves_and_exits_130(entry_root: Path):
     assert f"step {step}" in proc.stdout.split("resumed from", 1)[1].splitlines()[0]
 
 
+def test_a_killed_checkpoint_write_is_cleaned_up(run_root: Path):
+    """A temp file of a dead writer (the checkpoint write of a killed run) is removed when the next run starts."""
+    run = run_root / "m1"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = run / f".best.{int(dead.stdout)}.0123abcd.tmp.pt"
+    orphan.write_bytes(b"half a checkpoint")
+    live = run / f".last.{os.getpid()}.0123abcd.tmp.pt"
+    live.write_bytes(b"being written")
+    model1_trainer(run_root, max_steps=1)
+    assert not orphan.exists() and live.exists()
+
+
 def test_periodic_last_pt_and_progress_lines(run_root: Path):
     trainer = model1_trainer(run_root, "periodic", epochs=1, save_every_minutes=1e-9, log_every=1)
     saves = []

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from data_loader.cli import UsageError, check_flags, check_gpu, check_output_dir
 from data_loader.dumps import Dumps, load_dumps
-from data_loader.jsonio import InputError, load_json, write_json
+from data_loader.jsonio import InputError, load_json, remove_stale_temps, write_json
 from models.base import PlaylistModel
 from trainer.adam_tf1 import AdamTF1
 from trainer.checkpoint import check_data, is_recommender, load_checkpoint, save_checkpoint
@@ -210,6 +210,8 @@ class Trainer:
         self.model, self.stages, self.device, self.config = model, stages, device, config
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for path in remove_stale_temps(self.run_dir):  # e.g. a checkpoint write cut short by a kill
+            print(f"removed {path}, left by a killed run")
         self.fingerprint = dict(fingerprint)
         self.run_config = dict(run_config or {}, train=dataclasses.asdict(config),
                                stages=[{f.name: getattr(s, f.name) for f in dataclasses.fields(s)
