@@ -5,8 +5,8 @@ Covers: Noam values (peaks 1.0206e-3 for d=240 and 1.3762e-3 for d=132); early_s
 switch; early stopping and the Adam state carried into a new stage with TF's global bias correction (toy model);
 a few real steps lower both models' losses; background prefetching changes nothing; save -> load -> resume gives
 exactly the next step of an uninterrupted run (CPU); a refused vocabulary hash; a time-boxed fit leaves best.pt,
-last.pt, log.txt, config.json and the fixed log line; validation helpers; both entry points end to end on a tiny
-dump (subprocess, --gpu=-1, --amp on the CPU is a logged no-op).
+last.pt, log.txt, config.json and the fixed log line; both entry points end to end on a tiny dump (subprocess,
+--gpu=-1, --amp on the CPU is a logged no-op). Validation itself: tests/test_validation.py.
 Data: tests/conftest.py (240 generated playlists through step 1). Run: python -m pytest tests/test_trainer.py -q
 """
 from __future__ import annotations
@@ -26,7 +26,6 @@ from torch import nn
 
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError
-from data_loader.playlists import CSR
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.base import PlaylistModel
@@ -35,7 +34,7 @@ from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsMo
 from trainer.checkpoint import load_checkpoint, load_model
 from trainer.noam import noam_lr, noam_scheduler
 from trainer.loop import Stage, TrainConfig, Trainer, early_stopping
-from trainer.validation import pad_popular, validate, validate_mlm
+from trainer.validation import validate, validate_mlm
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -277,24 +276,6 @@ def test_time_boxed_fit_leaves_a_complete_run_folder(run_root: Path):
     assert config["model_name"] == "songs_tags_artists" and config["train"]["max_minutes"] == 0.0
     ckpt = load_checkpoint(run / "last.pt")
     assert (ckpt["epoch"], ckpt["batch"], ckpt["epoch_done"]) == (1, 0, False)
-
-
-def test_validation_pads_short_lists_with_popular_items():
-    idx = np.array([[5, 2, -1, -1], [0, 1, 2, 3]])
-    seen = CSR.from_lists([[10, 11], []])  # label ids; items = label - 10: row 0 has seen items 0 and 1
-    assert pad_popular(idx, seen, 10, 20).tolist() == [[5, 2, 3, 4], [0, 1, 2, 3]]
-    with pytest.raises(InputError):
-        pad_popular(idx, seen, 10, 4)  # only item 3 is left for row 0's two gaps
-
-
-def test_validate_scores_only_accepted_questions_and_restores_train_mode(run_root: Path):
-    dumps = load_dumps(run_root / "output")
-    model = SongsTagsArtistsModel(SongsTagsArtistsConfig.from_dumps(dumps, d_model=16, d_ff=32)).train()
-    result = validate(model, dumps, CPU, bs=16)
-    assert result["count"] == int(model.accepts(dumps.val_questions).sum()) > 0
-    assert 0 <= result["score"] <= 1 and result["score"] == pytest.approx(
-        0.85 * result["music_ndcg"] + 0.15 * result["tag_ndcg"])
-    assert model.training
 
 
 # --------------------------------------------------------------------------------------------------------------
