@@ -41,7 +41,7 @@ CPU = torch.device("cpu")
 LOG_LINE = re.compile(r"^\[[a-z_:]+\] epoch +\d+ step +\d+ loss (\d+\.\d{6}|nan) \| (\w+ \d+(\.\d{6})? ?)+ \| "
                       r"lr \d\.\d{4}e[-+]\d\d elapsed \d+\.\ds$")
 NDCG_METRICS = re.compile(r"\| music_ndcg \d\.\d{6} tag_ndcg \d\.\d{6} score \d\.\d{6} val_loss \d+\.\d{6} "
-                          r"count \d+ \|")
+                          r"count \d+( (padded_songs|padded_tags|date_relaxed) \d+)* \|")
 
 
 @pytest.fixture(autouse=True)

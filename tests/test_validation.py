@@ -70,6 +70,7 @@ def case(tmp_path: Path) -> SimpleNamespace:
     tag_logits = np.stack([rng.permutation(T) for _ in range(7)]).astype(np.float32) * (6 / T) - 3
     dates = rng.choice([20100101, 20150101, 20200101], S).astype(np.int32)  # 20150101: q0's and q2's own date
     dates[:150] = 20000101
+    dates[5] = 20100101  # after q1's date: its padding must skip song 5
     questions = []  # (song indices, tag indices, updt)
     # q0: its seen songs 3, 7 and seen tag 1 top the logits; its next best songs tie and go by index
     questions.append(([3, 7], [1], 20150101))
@@ -77,8 +78,8 @@ def case(tmp_path: Path) -> SimpleNamespace:
     song_logits[0, [4000, 30, 2000, 31]] = 8.0
     dates[[2000, 4000]] = 20100101
     tag_logits[0, 1] = 9.0
-    # q1, an old playlist: only songs 0..149 are issued by its date, and its logits rise with the index, so the
-    # walk through the top 10000 (songs 10099..100) finds 149..100 and the padding adds 0..49
+    # q1, an old playlist: only songs 0..149 but 5 are issued by its date, and its logits rise with the index, so
+    # the walk through the top 10000 (songs 10099..100) finds 149..100 and the padding adds 0..50 but 5
     questions.append(([S - 1], [], 20050101))
     song_logits[1] = np.linspace(-5, 5, S, dtype=np.float32)
     # q2: a song issued on the playlist's own date is allowed, one issued a day later is not
@@ -148,7 +149,7 @@ def test_ranking_matches_the_original_walk(tmp_path, monkeypatch):
     by_id = {r["id"] - 100: r for r in captured[0]}
     assert by_id[0]["songs"][:4] == [RAW + 30, RAW + 31, RAW + 2000, RAW + 4000]  # seen 3, 7 gone; ties by index
     assert "tag1" not in by_id[0]["tags"]
-    assert by_id[1]["songs"] == [RAW + s for s in [*range(149, 99, -1), *range(50)]]
+    assert by_id[1]["songs"] == [RAW + s for s in [*range(149, 99, -1), *range(5), *range(6, 51)]]
     assert RAW + 200 in by_id[2]["songs"] and RAW + 201 not in by_id[2]["songs"]
     assert by_id[3]["tags"] == [f"tag{t}" for t in [11, 10, *range(8)]]
     assert by_id[5]["songs"] == [RAW + s for s in [0, 1, *range(3, 101)]]
