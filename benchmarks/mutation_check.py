@@ -260,8 +260,8 @@ def run_tests(tree: Path, tests: tuple[str, ...], full: bool, timeout: int) -> t
     except subprocess.TimeoutExpired:
         return "timeout", "", time.perf_counter() - start
     seconds = time.perf_counter() - start
-    first = next((line.split(" ", 1)[1].split(" - ")[0] for line in proc.stdout.splitlines()
-                  if re.match(r"^(FAILED|ERROR) ", line)), "")
+    first = next((re.sub(r"\[.*", "[...]", line.split(" ", 1)[1].split(" - ")[0]) for line in proc.stdout.splitlines()
+                  if re.match(r"^(FAILED|ERROR) ", line)), "")  # parameters cut: they may hold any text
     outcome = {0: "passed", 1: "failed"}.get(proc.returncode, f"error {proc.returncode}")
     if proc.returncode not in (0, 1) and not first:  # a collection error or no test: say what pytest said last
         first = ((proc.stdout + proc.stderr).strip().splitlines() or [""])[-1]
