@@ -13,7 +13,10 @@ on a timeout). The unmutated copy is run first and must pass. Exit status 1 if a
 Every mutation issue 11 names is here (ids starting "issue11-"), each written as a one-line edit; where the issue's
 change is larger than a line (deleting first_survivors' second walk) the smallest edit with the same effect is used
 (its `if` made `if False`). The others probe the models, losses, samplers, candidate walk, blend, validation,
-metric, titles, encoding, resume, the CLI and the atomic writes; add to MUTATIONS as the code grows.
+metric, titles, encoding, resume, the CLI and the atomic writes; add to MUTATIONS as the code grows. Equivalent
+mutations (no test can see them) are left out, e.g. model 1 without its sqrt(d) embedding scale (LN(emb) undoes
+it: model 1 has no position embeddings) or the issue-date correction also marking a song dated on the playlist's
+own date (its corrected date is that same date).
 """
 from __future__ import annotations
 
@@ -185,6 +188,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("sampler-max-tags", "data_loader/songs_tags_artists_data.py",
       "MAX_TAGS = 5  # val_test_max_tags", "MAX_TAGS = 4", ("tests/test_samplers.py",),
       "denoising samples at most 4 tags"),
+    M("sampler-max-songs", "data_loader/songs_tags_artists_data.py",
+      "MAX_SONGS = 100  # val_test_max_songs: a question shows at most 100 songs", "MAX_SONGS = 90",
+      ("tests/test_samplers.py",), "denoising samples at most 90 songs"),
     M("sampler-lo-rule", "data_loader/songs_tags_artists_data.py",
       "k_songs = random_ints(rng, (n_tags == 0).astype(np.int64), np.minimum(n_songs, self.max_songs))",
       "k_songs = random_ints(rng, np.zeros_like(n_tags), np.minimum(n_songs, self.max_songs))",
@@ -217,6 +223,34 @@ MUTATIONS: tuple[Mutation, ...] = (
       ("tests/test_evaluate.py",), "IDCG discounted by log2"),
     M("metric-weights", "evaluate.py", "SONG_WEIGHT = 0.85", "SONG_WEIGHT = 0.8", ("tests/test_evaluate.py",),
       "score = 0.8 song + 0.15 tag"),
+    M("stage-ranking-from-40", "trainer/loop.py", "ranking_from_epoch: int | None = 50  # the ranking term is on "
+      "from this epoch of the stage; None: never", "ranking_from_epoch: int | None = 40", TRAINER,
+      "the ranking term from epoch 40"),
+    M("stage-valid-every-4", "trainer/loop.py", "valid_every: int = 5", "valid_every: int = 4", TRAINER,
+      "validation every 4 epochs"),
+    M("patience-40", "trainer/loop.py", "patience: int = 50  # epochs without a better score before early stopping",
+      "patience: int = 40", TRAINER, "early stopping after 40 epochs"),
+    M("val-scores-every-question", "trainer/validation.py", "rows = np.flatnonzero(model.accepts(questions))",
+      "rows = np.arange(len(questions))", VALIDATION, "validation also scores questions the model does not answer"),
+    M("blend-model1-tag-weight", "predictor/ensembling.py",
+      '"songs_tags_artists": (functools.partial(items_share, title_importance=title_importance), 1.0),',
+      '"songs_tags_artists": (functools.partial(items_share, title_importance=title_importance), 0.9),', ENSEMBLE,
+      "model 1's tag scores weighted 0.9"),
+    M("keep-mask-rate", "models/layers.py", "threshold = -(2**31) + round(p * 2**32)",
+      "threshold = -(2**31) + round(p * 2**31)", MODELS, "dropout masks drop p/2 instead of p"),
+    M("mlm-select-14", "data_loader/plylst_title_data.py", "selected = rng.integers(1, 101, nnz) <= MASK_PROB",
+      "selected = rng.integers(1, 101, nnz) < MASK_PROB", ("tests/test_samplers.py",), "MLM selects 14% of pieces"),
+    M("issue-date-zero-kept", "data_loader/issue_dates.py",
+      "strange = (dates[labels] == 0) | (dates[labels] > occ_updt)", "strange = dates[labels] > occ_updt",
+      ("tests/test_dump_datasets.py",), "songs dated 0 keep date 0 (never filtered) instead of being corrected"),
+    M("walk-logits-not-probabilities", "trainer/candidates.py",
+      "probs = torch.sigmoid(torch.gather(top_logits, 1, order)) * ok",
+      "probs = torch.gather(top_logits, 1, order) * ok", CANDIDATES + ENSEMBLE,
+      "candidates scored by logits instead of sigmoid probabilities"),
+    M("val-loss-unweighted", "trainer/validation.py", "loss_sum += float(plain) * (b - a)",
+      "loss_sum += float(plain) * bs", VALIDATION, "validation loss weighs a short last batch as a full one"),
+    M("early-stop-on-equal", "trainer/loop.py", "improved = best_score is None or score > best_score",
+      "improved = best_score is None or score >= best_score", TRAINER, "an equal score counts as an improvement"),
     M("adam-priming-resets-moments", "trainer/loop.py", "if not optimizer.state[p]:", "if True:", TRAINER,
       "a new stage zeroes the Adam moments of parameters already trained"),
 )

@@ -22,9 +22,7 @@ CASES = [
     (["data_loader/make_sample_dataset.py", "--preset=huge", "--out_dir={tmp}/out"], 2,
      "--preset must be one of tiny, demo, full, got 'huge'"),
     (["train.py", "--epochs=0", "--output_dir={tmp}/out"], 2, "--epochs must be at least 1"),
-    (["trainer/songs_tags_artists_model_trainer.py", "--bs=0", "--output_dir={tmp}/out"], 2, "--bs must be at least 1"),
     (["trainer/plylst_title_model_trainer.py", "--gpu=-1", "--output_dir={tmp}/out"], 1, "run step 1 first"),
-    (["inference.py", "--gpu=-2", "--out_path={tmp}/out/results.json"], 2, "--gpu must be a CUDA device index"),
     (["predictor/recommend.py", "--question={", "--output_dir={tmp}/out"], 1, "--question: malformed JSON"),
     (["-m", "baselines.playlist_knn", "--k=0", "--out_path={tmp}/out/knn.json"], 2, "--k must be at least 1"),
 ]

@@ -2,7 +2,8 @@
 the two entry points.
 
 Covers: Noam values (peaks 1.0206e-3 for d=240 and 1.3762e-3 for d=132); early_stopping cases; the ranking-weight
-switch; early stopping and the Adam state carried into a new stage with TF's global bias correction, the trained
+switch; the original's defaults (validation at epoch 1 and every 5th, ranking term from epoch 50, patience 50); early
+stopping and the Adam state carried into a new stage with TF's global bias correction, the trained
 parameters' moments kept (toy model); a few real steps lower both models' losses; background prefetching changes
 nothing; resume ends bit for bit where an uninterrupted run ends (weights, Adam state, schedule, last validation;
 CPU): model 1 mid-epoch and at an epoch boundary, model 1 after a crash (the end-of-epoch checkpoint), model 2 in
@@ -153,6 +154,17 @@ def test_ranking_weight_switches_on_at_its_epoch_and_early_stopping_stops(tmp_pa
     assert trainer.fit(resume=True)["step"] == 6  # nothing left to do
 
 
+def test_default_stage_validates_every_5_epochs_ranks_from_50_and_stops_after_50(tmp_path: Path):
+    """The defaults are the original's (ORIGINAL.md 2.3, 2.4): validation at epoch 1 and every 5th, the ranking term
+    (weight 2) from epoch 50, early stop at the first validation with epoch >= best epoch + 50."""
+    scores = iter([0.5] + [0.1] * 20)
+    stage = Stage("train", ToyData(1), 300, lambda m: {"score": next(scores)})
+    trainer = Trainer(ToyModel(ToyConfig()), [stage], tmp_path / "toy", CPU, TrainConfig(progress=False), "hash")
+    trainer.fit()
+    assert [h["epoch"] for h in trainer.history] == [1, *range(5, 56, 5)]  # stopped at 55 >= 1 + 50
+    assert trainer.model.weights == [0.0] * 49 + [2.0] * 6
+
+
 def test_new_stage_keeps_adam_state_with_tf_global_bias_correction(tmp_path: Path):
     n_a = 20
     stages = [Stage("a", ToyData(n_a), 1, lambda m: {"aux": 0.0}, early_stop=False, ranking_from_epoch=None),
@@ -268,10 +280,10 @@ def test_save_load_resume_gives_the_same_next_step(run_root: Path, steps: int):
 def test_model2_resume_across_the_mlm_to_finetune_boundary(run_root: Path):
     """Cut in the MLM stage, exactly at its end (the fine-tuning stage begun, its new parameters' Adam state primed
     at the MLM step count) and inside fine-tuning; each resumed run ends where the uninterrupted one does."""
-    probe = model2_trainer(run_root, "probe", mlm_epochs=1)
-    n_mlm, n_ft = (len(stage.data.epoch(1)) for stage in probe.stages)
+    straight = model2_trainer(run_root, "straight", mlm_epochs=1)
+    n_mlm, n_ft = (len(stage.data.epoch(1)) for stage in straight.stages)
     end = n_mlm + n_ft + 1  # one batch into fine-tuning epoch 2
-    straight = model2_trainer(run_root, "straight", mlm_epochs=1, max_steps=end)
+    straight.config.max_steps = end
     straight.fit()
     for cut in (1, n_mlm, n_mlm + 1):
         model2_trainer(run_root, f"cut{cut}", mlm_epochs=1, max_steps=cut).fit()
