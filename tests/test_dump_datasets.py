@@ -260,7 +260,7 @@ def test_bad_input_exits_without_outputs(case: str, tmp_path) -> None:
     before = file_digests(dataset)
     result = subprocess.run(
         [sys.executable, "data_loader/dump_datasets.py", f"--dataset_dir={dataset}", f"--output_dir={tmp_path / 'out'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=60)
+        cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr

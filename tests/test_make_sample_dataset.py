@@ -161,7 +161,7 @@ def test_main_and_cli(tmp_path, capsys):
     main(out_dir=str(tmp_path / "fn"), preset="tiny", seed=3)
     assert "distinct tags" in capsys.readouterr().out
     run = subprocess.run([sys.executable, str(SCRIPT), f"--out_dir={tmp_path / 'cli'}", "--preset=tiny",
-                          "--seed=3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          "--seed=3"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     for f in FILES:
         assert (tmp_path / "cli" / f).read_bytes() == (tmp_path / "fn" / f).read_bytes()
@@ -178,8 +178,10 @@ def test_demo_sizes_and_lengths(demo):
     assert len(demo["train.json"]) == cfg.n_train and len(demo["song_meta.json"]) == cfg.n_songs
     s = playlist_stats(demo["train.json"])
     assert 40 <= s["songs_mean"] <= 52 and 27 <= s["songs_median"] <= 33 and 90 <= s["songs_p90"] <= 115
-    assert s["songs_max"] == 200 and s["songs_min"] == 1
-    assert 3.7 <= s["tags_mean"] <= 4.7 and s["tags_median"] == 3 and s["tags_min"] == 1 and s["tags_max"] == 10
+    # bounds, not sample values: another seed moves the extremes and the tag median (3.45 drawn, 3 or 4 rounded)
+    assert 150 <= s["songs_max"] <= 200 and s["songs_min"] >= 1
+    assert 3.7 <= s["tags_mean"] <= 4.7 and s["tags_median"] in (3, 4) and s["tags_min"] >= 1
+    assert 8 <= s["tags_max"] <= 10
     assert 15 <= s["title_len_mean"] <= 21
     assert 2_000 <= s["distinct_tags"] <= 4_500
     assert s["distinct_songs"] < 0.97 * cfg.n_songs  # some songs are never used

@@ -81,27 +81,38 @@ def test_full_scale_arithmetic() -> None:
 
 
 def test_questions_and_answers_partition_val() -> None:
+    """Each question's columns as ORIGINAL.md 1.2 says for its group, the group known from the playlist's position in
+    val (cut at int(0.3 n), int(0.8 n), int(0.95 n)): a masked column shows floor(L/2) items and the answer the
+    rest, both in the original order; a deleted one shows nothing and the answer the first 100 songs / 10 tags."""
     playlists = make_playlists(400, seed=3)
+    for p in playlists[::9]:
+        p["songs"], p["tags"] = list(range(130)), [f"t{k}" for k in range(14)]  # longer than the deleted caps
     before = copy.deepcopy(playlists)
     train, val, questions, answers = seeded_split(playlists)
     assert playlists == before  # the input is not modified
+    n = len(val)
+    cuts = [int(n * 0.3), int(n * 0.8), int(n * 0.95)]
+    masked = {0: {"songs"}, 1: {"songs", "tags"}, 2: {"tags"}, 3: set()}  # per group
+    group = {p["id"]: sum(i >= c for c in cuts) for i, p in enumerate(val)}
     by_id = {p["id"]: p for p in val}
     assert [q["id"] for q in questions] == [a["id"] for a in answers]
     assert sorted(by_id) == sorted(q["id"] for q in questions)
+    seen_kinds = set()
     for q, a in zip(questions, answers):
         p = by_id[q["id"]]
         for field in ("id", "plylst_title", "updt_date", "like_cnt"):
             assert q[field] == a[field] == p[field]
         for col, cap in (("songs", 100), ("tags", 10)):
-            if q[col]:  # a masked column: floor(L/2) shown, the rest hidden, both in the original order
+            if col in masked[group[q["id"]]]:
                 assert len(q[col]) == len(p[col]) // 2
                 assert sorted(q[col] + a[col]) == sorted(p[col])
                 assert q[col] == [x for x in p[col] if x in set(q[col])]
                 assert a[col] == [x for x in p[col] if x not in set(q[col])]
-            elif a[col] == p[col][:cap]:  # a deleted column
-                continue
-            else:  # a masked column with fewer than 2 items: nothing shown
-                assert len(p[col]) < 2 and a[col] == p[col]
+                seen_kinds.add(("masked", len(p[col]) >= 2))
+            else:
+                assert q[col] == [] and a[col] == p[col][:cap]
+                seen_kinds.add(("deleted", len(p[col]) > cap))
+    assert seen_kinds == {("masked", True), ("masked", False), ("deleted", True), ("deleted", False)}
 
 
 def test_write_split_files(tmp_path) -> None:

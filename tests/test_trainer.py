@@ -2,11 +2,15 @@
 the two entry points.
 
 Covers: Noam values (peaks 1.0206e-3 for d=240 and 1.3762e-3 for d=132); early_stopping cases; the ranking-weight
-switch; early stopping and the Adam state carried into a new stage with TF's global bias correction (toy model);
-a few real steps lower both models' losses; background prefetching changes nothing; save -> load -> resume gives
-exactly the next step of an uninterrupted run (CPU); a refused vocabulary hash; a time-boxed fit leaves best.pt,
-last.pt, log.txt, config.json and the fixed log line; validation helpers; both entry points end to end on a tiny
-dump (subprocess, --gpu=-1, --amp on the CPU is a logged no-op).
+switch; the original's defaults (validation at epoch 1 and every 5th, ranking term from epoch 50, patience 50); early
+stopping and the Adam state carried into a new stage with TF's global bias correction, the trained
+parameters' moments kept (toy model); a few real steps lower both models' losses; background prefetching changes
+nothing; resume ends bit for bit where an uninterrupted run ends (weights, Adam state, schedule, last validation;
+CPU): model 1 mid-epoch and at an epoch boundary, model 1 after a crash (the end-of-epoch checkpoint), model 2 in
+MLM, at the MLM -> fine-tuning boundary and in fine-tuning, and model 2 through its entry point (--resume); a
+refused vocabulary hash; a time-boxed fit leaves best.pt, last.pt, log.txt, config.json and the fixed log line;
+both entry points end to end on a tiny dump (subprocess, --gpu=-1, --amp on the CPU is a logged no-op).
+Validation itself: tests/test_validation.py.
 Data: tests/conftest.py (240 generated playlists through step 1). Run: python -m pytest tests/test_trainer.py -q
 """
 from __future__ import annotations
@@ -27,7 +31,6 @@ from torch import nn
 
 from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError
-from data_loader.playlists import CSR
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.base import PlaylistModel
@@ -35,15 +38,16 @@ from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.checkpoint import load_checkpoint, load_model
 from trainer.noam import noam_lr, noam_scheduler
+from trainer.plylst_title_model_trainer import main as train_model2
 from trainer.loop import Stage, TrainConfig, Trainer, early_stopping
-from trainer.validation import pad_popular, validate, validate_mlm
+from trainer.validation import validate, validate_mlm
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 LOG_LINE = re.compile(r"^\[[a-z_:]+\] epoch +\d+ step +\d+ loss (\d+\.\d{6}|nan) \| (\w+ \d+(\.\d{6})? ?)+ \| "
                       r"lr \d\.\d{4}e[-+]\d\d elapsed \d+\.\ds$")
 NDCG_METRICS = re.compile(r"\| music_ndcg \d\.\d{6} tag_ndcg \d\.\d{6} score \d\.\d{6} val_loss \d+\.\d{6} "
-                          r"count \d+ \|")
+                          r"count \d+( (padded_songs|padded_tags|date_relaxed) \d+)* \|")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -146,6 +150,18 @@ def test_ranking_weight_switches_on_at_its_epoch_and_early_stopping_stops(tmp_pa
     assert trainer.fit(resume=True)["step"] == 6  # nothing left to do
 
 
+def test_default_stage_validates_every_5_epochs_ranks_from_50_and_stops_after_50(tmp_path: Path):
+    """The defaults are the original's (ORIGINAL.md 2.3, 2.4): validation at epoch 1 and every 5th, the ranking term
+    (weight 2) from epoch 50, early stop at the first validation with epoch >= best epoch + 50."""
+    scores = iter([0.5] + [0.1] * 20)
+    stage = Stage("train", ToyData(1), 300, lambda m: {"score": next(scores)})
+    trainer = Trainer(ToyModel(ToyConfig()), [stage], tmp_path / "toy", CPU, TrainConfig(progress=False),
+                      {"vocab_hash": "hash", "sp_hash": "sp"})
+    trainer.fit()
+    assert [h["epoch"] for h in trainer.history] == [1, *range(5, 56, 5)]  # stopped at 55 >= 1 + 50
+    assert trainer.model.weights == [0.0] * 49 + [2.0] * 6
+
+
 def test_new_stage_keeps_adam_state_with_tf_global_bias_correction(tmp_path: Path):
     n_a = 20
     stages = [Stage("a", ToyData(n_a), 1, lambda m: {"aux": 0.0}, early_stop=False, ranking_from_epoch=None),
@@ -159,7 +175,13 @@ def test_new_stage_keeps_adam_state_with_tf_global_bias_correction(tmp_path: Pat
     v_hat = 0.02 * g * g / (1 - 0.98 ** t)
     expected = noam_lr(1, 16, 4) * m_hat / (v_hat ** 0.5 + 1e-9)  # ~0.47 lr here; per-parameter Adam would give lr
     assert torch.allclose(1.0 - trainer.model.b.detach(), torch.full((3,), expected), rtol=1e-5)
-    assert float(trainer.optimizer.state[trainer.model.a]["step"]) == n_a + 1
+    # `a`, trained in stage A, keeps its moments: v after one more step is 0.98 v_A + 0.02 g^2, not 0.02 g^2
+    stage_a_only = toy_trainer(tmp_path / "a_only", stages, max_steps=n_a)
+    stage_a_only.fit()
+    v_a = stage_a_only.optimizer.state[stage_a_only.model.a]["exp_avg_sq"]
+    state_a = trainer.optimizer.state[trainer.model.a]
+    assert float(state_a["step"]) == n_a + 1 and bool((state_a["exp_avg_sq"] >= 0.98 * v_a).all())
+    assert bool((v_a > 0).all())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -194,26 +216,49 @@ def test_training_lowers_model1_loss(run_root: Path):
     assert [h["epoch"] for h in trainer.history] == [1, 2]  # epoch 1 and the last epoch
 
 
-def test_training_lowers_model2_losses_through_both_stages(run_root: Path):
-    dumps = load_dumps(run_root / "output")
-    torch.manual_seed(0)
+def model2_trainer(root: Path, run: str = "m2", mlm_epochs: int = 2, epochs: int = 2, init_seed: int = 0,
+                   **config) -> Trainer:
+    """Model 2 (d 32) through its two stages on the tiny dump: MLM (validated every epoch), then fine-tuning."""
+    dumps = load_dumps(root / "output")
+    torch.manual_seed(init_seed)
     model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, d_model=32, d_ff=64))
     n = model.config.n_pieces
     mlm_val = mlm_validation_batches(dumps.val_questions, n, 64)
-    stages = [Stage("mlm", TitleMLMData(dumps.train, n, 64), 2, lambda m: validate_mlm(m, mlm_val, CPU),
+    stages = [Stage("mlm", TitleMLMData(dumps.train, n, 64), mlm_epochs, lambda m: validate_mlm(m, mlm_val, CPU),
                     valid_every=1, early_stop=False, ranking_from_epoch=None),
-              Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, 64), 2,
+              Stage("finetune", TitleFinetuneData(dumps.train, dumps.vocab, 64), epochs,
                     lambda m: validate(m, dumps, CPU, 64))]
-    trainer = Trainer(model, stages, run_root / "m2", CPU, TrainConfig(warmup_steps=10, progress=False),
-                      dumps.fingerprint)
-    batch = stages[1].data.epoch(1)[0]
-    before, mlm_before = fixed_batch_loss(model, batch), validate_mlm(model, mlm_val, CPU)["mlm_loss"]
+    return Trainer(model, stages, root / run, CPU, TrainConfig(warmup_steps=10, progress=False, **config),
+                   dumps.fingerprint)
+
+
+def test_training_lowers_model2_losses_through_both_stages(run_root: Path):
+    trainer = model2_trainer(run_root)
+    model, (mlm_stage, finetune) = trainer.model, trainer.stages
+    batch = finetune.data.epoch(1)[0]
+    before, mlm_before = fixed_batch_loss(model, batch), mlm_stage.validate(model)["mlm_loss"]
     trainer.fit()
     assert fixed_batch_loss(model, batch) < 0.5 * before
     mlm = [h for h in trainer.history if h["stage"] == "mlm"]
     assert len(mlm) == 2 and mlm[-1]["mlm_loss"] < mlm_before
     assert [h["epoch"] for h in trainer.history if h["stage"] == "finetune"] == [1, 2]
     assert model.training
+
+
+def assert_same_training_state(a: Trainer, b: Trainer) -> None:
+    """Bit for bit: weights, Adam state (moments and step counts), schedule, step, and the last validation's metrics
+    (its mean training loss covers only the batches since a resume, and a cut run validated once more)."""
+    assert a.step == b.step
+    for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(x, y), name
+    sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[k][key], sb[k][key]), (k, key)
+    assert a.scheduler.state_dict() == b.scheduler.state_dict()
+    last_a, last_b = ({k: v for k, v in h[-1].items() if k not in ("elapsed", "loss")} for h in (a.history, b.history))
+    assert last_a == last_b
 
 
 @pytest.mark.parametrize("steps", [2, 4])  # mid-epoch, and at the epoch boundary (4 batches of 64 per epoch)
@@ -226,9 +271,63 @@ def test_save_load_resume_gives_the_same_next_step(run_root: Path, steps: int):
     resumed = model1_trainer(run_root, "cut", max_steps=steps + 1, init_seed=99)  # other init: all comes from last.pt
     resumed.fit(resume=True)
     assert resumed.step == straight.step == steps + 1
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert straight.history[-1]["music_ndcg"] == resumed.history[-1]["music_ndcg"]
+    assert_same_training_state(straight, resumed)
+
+
+def test_model2_resume_across_the_mlm_to_finetune_boundary(run_root: Path):
+    """Cut in the MLM stage, exactly at its end (the fine-tuning stage begun, its new parameters' Adam state primed
+    at the MLM step count) and inside fine-tuning; each resumed run ends where the uninterrupted one does."""
+    straight = model2_trainer(run_root, "straight", mlm_epochs=1)
+    n_mlm, n_ft = (len(stage.data.epoch(1)) for stage in straight.stages)
+    end = n_mlm + n_ft + 1  # one batch into fine-tuning epoch 2
+    straight.config.max_steps = end
+    straight.fit()
+    for cut in (1, n_mlm, n_mlm + 1):
+        model2_trainer(run_root, f"cut{cut}", mlm_epochs=1, max_steps=cut).fit()
+        ckpt = load_checkpoint(run_root / f"cut{cut}" / "last.pt")
+        assert (ckpt["step"], ckpt["stage"]) == (cut, "mlm" if cut < n_mlm else "finetune")
+        resumed = model2_trainer(run_root, f"cut{cut}", mlm_epochs=1, max_steps=end, init_seed=99)
+        resumed.fit(resume=True)
+        assert_same_training_state(straight, resumed)
+    primed = straight.optimizer.state[straight.model.output_table]  # first gradient in fine-tuning
+    assert float(primed["step"]) == end and straight.history[-1]["stage"] == "finetune"
+
+
+class CrashingData:
+    """Epoch data that raises when batch `batch` of epoch `epoch` is built: the process dies mid-epoch."""
+
+    def __init__(self, data, epoch: int, batch: int):
+        self.data, self.crash_epoch, self.crash_batch = data, epoch, batch
+
+    def epoch(self, epoch: int):
+        batches = self.data.epoch(epoch)
+        if epoch != self.crash_epoch:
+            return batches
+        crash_batch = self.crash_batch
+
+        class Crashing(list):
+            def __getitem__(self, i):
+                if i == crash_batch:
+                    raise RuntimeError("crash")
+                return batches[i]
+
+        return Crashing(range(len(batches)))
+
+
+def test_resume_after_a_crash_continues_with_the_next_epoch(run_root: Path):
+    """The last checkpoint is the end-of-epoch validation of epoch 1 (the run died in epoch 2): resume starts
+    epoch 2 at its first batch, as the uninterrupted run did."""
+    straight = model1_trainer(run_root, "straight", max_steps=6)  # 4 batches per epoch: 2 into epoch 2
+    straight.fit()
+    crashing = model1_trainer(run_root, "crash", max_steps=6)
+    crashing.stages[0].data = CrashingData(crashing.stages[0].data, epoch=2, batch=1)
+    with pytest.raises(RuntimeError, match="crash"):
+        crashing.fit()
+    ckpt = load_checkpoint(run_root / "crash" / "last.pt")
+    assert (ckpt["epoch"], ckpt["batch"], ckpt["epoch_done"], ckpt["step"]) == (1, 4, True, 4)
+    resumed = model1_trainer(run_root, "crash", max_steps=6, init_seed=99)
+    resumed.fit(resume=True)
+    assert_same_training_state(straight, resumed)
 
 
 def test_prefetching_changes_no_result(run_root: Path):
@@ -276,24 +375,6 @@ def test_time_boxed_fit_leaves_a_complete_run_folder(run_root: Path):
     assert (ckpt["epoch"], ckpt["batch"], ckpt["epoch_done"]) == (1, 0, False)
 
 
-def test_validation_pads_short_lists_with_popular_items():
-    idx = np.array([[5, 2, -1, -1], [0, 1, 2, 3]])
-    seen = CSR.from_lists([[10, 11], []])  # label ids; items = label - 10: row 0 has seen items 0 and 1
-    assert pad_popular(idx, seen, 10, 20).tolist() == [[5, 2, 3, 4], [0, 1, 2, 3]]
-    with pytest.raises(InputError):
-        pad_popular(idx, seen, 10, 4)  # only item 3 is left for row 0's two gaps
-
-
-def test_validate_scores_only_accepted_questions_and_restores_train_mode(run_root: Path):
-    dumps = load_dumps(run_root / "output")
-    model = SongsTagsArtistsModel(SongsTagsArtistsConfig.from_dumps(dumps, d_model=16, d_ff=32)).train()
-    result = validate(model, dumps, CPU, bs=16)
-    assert result["count"] == int(model.accepts(dumps.val_questions).sum()) > 0
-    assert 0 <= result["score"] <= 1 and result["score"] == pytest.approx(
-        0.85 * result["music_ndcg"] + 0.15 * result["tag_ndcg"])
-    assert model.training
-
-
 # --------------------------------------------------------------------------------------------------------------
 # entry points
 
@@ -302,7 +383,7 @@ def run_entry(script: str, root: Path, *flags: str) -> subprocess.CompletedProce
     cmd = [sys.executable, f"trainer/{script}", "--gpu=-1", f"--dataset_dir={root / 'dataset'}",
            f"--output_dir={root / 'output'}", "--progress=False", *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture
@@ -325,16 +406,35 @@ def test_model1_entry_point_end_to_end(entry_root: Path):
     assert load_model(run / "best.pt").name == "songs_tags_artists"
 
 
-def test_model2_entry_point_end_to_end(entry_root: Path):
-    proc = run_entry("plylst_title_model_trainer.py", entry_root, "--mlm_epochs=1", "--epochs=1", "--amp=True")
+def test_model2_entry_point_end_to_end_and_resume(entry_root: Path):
+    """One MLM and one fine-tuning epoch; then --resume with --epochs=2 continues with fine-tuning epoch 2 (the
+    checkpoint is an end-of-epoch one) and ends bit for bit where an uninterrupted two-epoch run ends."""
+    flags = ("--mlm_epochs=1", "--amp=True")
+    proc = run_entry("plylst_title_model_trainer.py", entry_root, *flags, "--epochs=1")
     assert proc.returncode == 0, proc.stderr
-    log = (entry_root / "output" / "plylst_title" / "log.txt").read_text()
+    run = entry_root / "output" / "plylst_title"
+    log = (run / "log.txt").read_text()
     assert "--amp applies to CUDA only" in log
     lines = [line for line in log.splitlines() if re.match(r"^\[\S+\] epoch ", line)]
     assert len(lines) == 2 and all(LOG_LINE.match(x) for x in lines), lines
     assert lines[0].startswith("[plylst_title:mlm] epoch   1") and " mlm_acc " in lines[0]
     assert lines[1].startswith("[plylst_title:finetune] epoch   1") and NDCG_METRICS.search(lines[1])
-    assert load_checkpoint(entry_root / "output" / "plylst_title" / "best.pt")["stage"] == "finetune"
+    first = load_checkpoint(run / "best.pt")
+    assert (first["stage"], first["epoch"], first["epoch_done"]) == ("finetune", 1, True)
+
+    proc = run_entry("plylst_title_model_trainer.py", entry_root, *flags, "--epochs=2", "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert "resumed from" in proc.stdout and "[plylst_title:finetune] epoch   2" in proc.stdout
+    assert "[plylst_title:mlm]" not in proc.stdout.split("resumed from")[1]  # no stage repeated
+    train_model2(gpu=-1, dataset_dir=str(entry_root / "dataset"), output_dir=str(entry_root / "output"),
+                 mlm_epochs=1, epochs=2, amp=True, progress=False, run_name="straight")
+    resumed, straight = (load_checkpoint(entry_root / "output" / name / "last.pt")
+                         for name in ("plylst_title", "straight"))
+    assert resumed["step"] == straight["step"] > first["step"]
+    for name, weights in straight["model"].items():
+        assert torch.equal(weights, resumed["model"][name]), name
+    for k, state in straight["optimizer"]["state"].items():
+        assert all(torch.equal(state[x], resumed["optimizer"]["state"][k][x]) for x in ("exp_avg", "exp_avg_sq"))
 
 
 def test_entry_point_refuses_dumps_of_another_dataset(run_root: Path, tmp_path: Path):

@@ -2,10 +2,14 @@
 
 `validate` scores the questions the model answers (its `accepts` rule) against dataset/answers/val.json:
 songs = the top 10000 by sigmoid minus seen songs and songs issued after the playlist's updt_date, first 100 kept;
-tags = the top 30 minus seen tags, first 10 kept; decoded to raw ids and scored by evaluate.evaluate_from_data.
-It also reports a validation loss with question + answer items as targets (logged only, as in the original).
-Difference: where fewer than 100 songs / 10 tags survive the filters (tiny vocabularies), the list is padded with
-the most popular vocabulary items not yet in it nor seen, so that the official checks pass; the original would crash.
+tags = the top 30 minus seen tags, first 10 kept (equal logits in index order, as in the ensemble); decoded to raw
+ids and scored by evaluate.evaluate_from_data. It also reports a validation loss with question + answer items as
+targets (logged only, as in the original).
+Difference: where fewer than 100 songs / 10 tags survive the walk (tiny vocabularies, old playlists), the list is
+padded as the ensemble pads its answers (README): with the most popular vocabulary items that are not in it, not
+seen and, for songs, not issued after the playlist's date (that filter is dropped only if too few songs pass it).
+The number of padded rows is logged (metrics padded_songs, padded_tags, date_relaxed, present when not 0); the
+original would crash on such lists.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from data_loader.vocab import Vocab
 from evaluate import evaluate_from_data
 from models.base import PlaylistModel
 from models.plylst_title import PlylstTitleModel
-from trainer.candidates import filtered_topk, issue_date_banned
+from trainer.candidates import first_survivors, issue_date_banned
 
 SONGS_SEARCH, SONGS_KEEP = 10000, 100
 TAGS_SEARCH, TAGS_KEEP = 30, 10
@@ -45,19 +49,30 @@ def load_answers(path: str | os.PathLike) -> dict[int, dict]:
     return _answers_cache[key]
 
 
-def pad_popular(idx: np.ndarray, seen: CSR, first_id: int, n_items: int) -> np.ndarray:
-    """Replace the -1 tail of each row of idx [B, k] by the lowest (most popular) item ids not in the row or seen.
+def pad_popular(idx: torch.Tensor, blocked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the -1 tail of each row of idx long [B, k] with the lowest item ids (the vocabulary is in popularity
+    order) that are neither blocked (bool [B, V]) nor already in the row.
 
-    `seen` holds the label ids of each row's question items; item id = label id - first_id.
+    Returns (the filled idx, bool [B] the rows that were short); a row with too few allowed items keeps -1s at its
+    end. Only short rows are visited (a rare path: real vocabularies leave 100 survivors in the walk).
     """
-    idx = idx.copy()
-    for r in np.flatnonzero((idx < 0).any(1)):
-        taken = set(idx[r][idx[r] >= 0].tolist()) | set((seen.row(r) - first_id).tolist())
-        fill = [i for i in range(n_items) if i not in taken][: int((idx[r] < 0).sum())]
-        if len(fill) < (idx[r] < 0).sum():
-            raise InputError(f"the vocabulary has too few items ({n_items}) to recommend {idx.shape[1]} per playlist")
-        idx[r][idx[r] < 0] = fill
-    return idx
+    idx = idx.clone()
+    short = (idx < 0).any(1)
+    for r in short.nonzero().flatten().tolist():
+        free = ~blocked[r]
+        free[idx[r][idx[r] >= 0]] = False
+        gap = int((idx[r] >= 0).sum())  # survivors come first, the -1 padding after them
+        fill = free.nonzero().flatten()[: idx.shape[1] - gap]
+        idx[r, gap : gap + len(fill)] = fill
+    return idx, short
+
+
+def _row_mask(csr: CSR, first_id: int, width: int, device: torch.device) -> torch.Tensor:
+    """bool [len(csr), width]: True at each row's items (label id - first_id)."""
+    rows, cols = coo(csr, first_id).to(device)
+    mask = torch.zeros(len(csr), width, dtype=torch.bool, device=device)
+    mask[rows, cols] = True
+    return mask
 
 
 def _answer_targets(answers: list[dict], q_songs: CSR, q_tags: CSR, vocab: Vocab) -> tuple[CSR, CSR, CSR]:
@@ -72,7 +87,8 @@ def _answer_targets(answers: list[dict], q_songs: CSR, q_tags: CSR, vocab: Vocab
 @torch.no_grad()
 def validate(model: PlaylistModel, dumps: Dumps, device: torch.device, bs: int = 128,
              amp: bool = False) -> dict[str, float]:
-    """-> {music_ndcg, tag_ndcg, score, val_loss, count} over the val questions the model accepts."""
+    """-> {music_ndcg, tag_ndcg, score, val_loss, count} over the val questions the model accepts, and the number
+    of rows padded from popularity (padded_songs, padded_tags, date_relaxed) where not 0."""
     vocab, questions = dumps.vocab, dumps.val_questions
     answers_by_id = load_answers(dumps.val_answers_path)
     rows = np.flatnonzero(model.accepts(questions))
@@ -92,30 +108,39 @@ def validate(model: PlaylistModel, dumps: Dumps, device: torch.device, bs: int =
     was_training = model.training
     model.eval()
     song_idx, tag_idx, loss_sum = [], [], 0.0
+    padded = dict.fromkeys(("padded_songs", "padded_tags", "date_relaxed"), 0)
     for a in range(0, len(rows), bs):
         b = min(a + bs, len(rows))
         part = np.arange(a, b)
         batch = {k: v.to(device) for k, v in model.question_batch(questions, rows[a:b]).items()}
-        seen_songs = coo(q.songs.take(part), 0).to(device)
-        seen_tags = coo(q.tags.take(part), S).to(device)
+        seen_songs = _row_mask(q.songs.take(part), 0, S, device)  # [b, S]
+        seen_tags = _row_mask(q.tags.take(part), S, vocab.n_tags, device)  # [b, T]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             song_logits, tag_logits = model.scores(batch)
             targets = {"song_targets": coo(t_songs.take(part), 0), "tag_targets": coo(t_tags.take(part), S),
                        "artist_targets": coo(t_artists.take(part), S + vocab.n_tags)}
             _, plain = model.loss(batch | {k: v.to(device) for k, v in targets.items()})
         loss_sum += float(plain) * (b - a)
-        banned = issue_date_banned(issue, torch.from_numpy(q.updt[part].astype(np.int64)).to(device))
-        song_idx.append(filtered_topk(song_logits, seen_songs, SONGS_SEARCH, SONGS_KEEP, banned)[1].cpu().numpy())
-        tag_idx.append(filtered_topk(tag_logits, seen_tags, TAGS_SEARCH, TAGS_KEEP)[1].cpu().numpy())
+        future = issue_date_banned(issue, torch.from_numpy(q.updt[part].astype(np.int64)).to(device))  # [b, S]
+        blocked = seen_songs | future
+        songs, short = pad_popular(first_survivors(song_logits, blocked, SONGS_SEARCH, SONGS_KEEP)[1], blocked)
+        songs, relaxed = pad_popular(songs, seen_songs)  # only where the date filter left too few songs
+        tags, short_tags = pad_popular(first_survivors(tag_logits, seen_tags, TAGS_SEARCH, TAGS_KEEP)[1], seen_tags)
+        if (songs < 0).any() or (tags < 0).any():
+            raise InputError(f"{dumps.val_questions_path}: the vocabulary has too few items ({S} songs, "
+                             f"{vocab.n_tags} tags) to recommend {SONGS_KEEP} songs and {TAGS_KEEP} tags per question")
+        for key, rows_hit in zip(padded, (short, short_tags, relaxed)):
+            padded[key] += int(rows_hit.sum())
+        song_idx.append(songs.cpu().numpy())
+        tag_idx.append(tags.cpu().numpy())
     model.train(was_training)
 
-    song_idx = pad_popular(np.concatenate(song_idx), q.songs, 0, S)
-    tag_idx = pad_popular(np.concatenate(tag_idx), q.tags, S, vocab.n_tags)
+    song_idx, tag_idx = np.concatenate(song_idx), np.concatenate(tag_idx)
     rec = [{"id": int(pid), "songs": raw_songs[s].tolist(), "tags": raw_tags[t].tolist()}
            for pid, s, t in zip(q.ids, song_idx, tag_idx)]
     result = evaluate_from_data(answers, rec, gt_name=str(dumps.val_answers_path), rec_name="validation")
     return {"music_ndcg": result["music_ndcg"], "tag_ndcg": result["tag_ndcg"], "score": result["score"],
-            "val_loss": loss_sum / len(rows), "count": result["count"]}
+            "val_loss": loss_sum / len(rows), "count": result["count"], **{k: v for k, v in padded.items() if v}}
 
 
 @torch.no_grad()
