@@ -13,7 +13,7 @@ import pytest
 import torch
 from _references import walk
 
-from trainer.candidates import filtered_topk, first_survivors, issue_date_banned
+from trainer.candidates import filtered_topk, first_survivors, issue_date_banned, topk_index_ties
 
 V, SEARCH, KEEP = 400, 300, 20  # first_survivors' shallow walk: the top 40
 
@@ -71,11 +71,26 @@ def test_issue_date_banned_only_after_the_playlist_date():
     assert issue_date_banned(dates, updt).tolist() == [[False, True, False, False], [True, True, True, False]]
 
 
-@pytest.mark.xfail(strict=True, reason="known: torch.topk picks arbitrary items among equal logits at its cut, so "
-                   "first_survivors keeps arbitrary ones of a tie group straddling k_keep (or the shallow 2 k_keep), "
-                   "not the lowest indices that TF's top_k (and the README) give; only the kept items are ordered "
-                   "by index. Not fixed here: trainer/candidates.py is outside this change")
 def test_equal_logits_at_the_keep_cut_keep_the_lowest_indices():
-    logits = torch.zeros(1, 1500)
-    _, idx = first_survivors(logits, torch.zeros(1, 1500, dtype=torch.bool), 20000, 500)
+    """A tie group straddling the cut (of the shallow walk, of k_keep) keeps its lowest indices, in index order,
+    as TF's top_k does: torch.topk alone keeps an arbitrary part of it."""
+    logits = torch.zeros(3, 1500)
+    logits[1, 700:] = 1.0  # 800 equal leaders: the shallow top 1000 cuts through the zeros after them
+    logits[2, ::3] = -1.0
+    banned = torch.zeros(3, 1500, dtype=torch.bool)
+    banned[1, 700:1250] = True  # only 250 leaders survive: the rest come from the zeros, lowest index first
+    _, idx = first_survivors(logits, banned, 20000, 500)
     assert idx[0].tolist() == list(range(500))
+    assert idx[1].tolist() == list(range(1250, 1500)) + list(range(250))
+    assert idx[2].tolist() == [i for i in range(1500) if i % 3][:500]
+
+
+def test_topk_index_ties_against_sorting_by_value_then_index():
+    """TF's top_k order written as a Python sort key, on integer logits full of ties (across the cut too)."""
+    for seed in range(5):
+        x = torch.randint(0, 5, (6, 50), generator=torch.Generator().manual_seed(seed)).float()
+        for k in (1, 17, 49, 50):
+            values, idx = topk_index_ties(x, k)
+            for r in range(6):
+                want = sorted(range(50), key=lambda j: (-x[r, j].item(), j))[:k]
+                assert idx[r].tolist() == want and values[r].tolist() == x[r, want].tolist()

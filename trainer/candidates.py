@@ -9,9 +9,43 @@ from __future__ import annotations
 import torch
 
 
+def topk_index_ties(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.topk(x, k, dim=1) with TF's tie rule: equal values rank by index, lowest first, also at the cut.
+
+    torch.topk leaves the order of equal values unspecified and, where a group of equal values straddles the k-th
+    place, keeps an arbitrary part of it; TF's top_k (the original's ranking) keeps and orders them by index. Only
+    rows with such ties are redone, and a tie across the cut is seen in the (k+1)-th value, so the usual cost is
+    that of torch.topk. x float [B, V]; returns values [B, k] (descending) and indices long [B, k].
+    """
+    values, idx = torch.topk(x, min(k + 1, x.shape[1]), dim=1)  # sorted descending; one more to see the cut
+    straddle = values[:, k - 1] == values[:, k] if 0 < k < x.shape[1] else torch.zeros(len(x), dtype=torch.bool)
+    values, idx = values[:, :k], idx[:, :k]
+    kth = values[:, -1:]
+    if straddle.any():  # the k-th value also occurs past the cut: keep the lowest indices of its group
+        rows = straddle.nonzero().squeeze(1)
+        xs, th = x[rows], kth[rows]
+        above, at = xs > th, xs == th
+        take = above | (at & (torch.cumsum(at, 1) <= k - above.sum(1, keepdim=True)))  # lowest-index ties
+        sel = take.nonzero()[:, 1].view(len(rows), k)  # row-major: ascending index in each row
+        v = torch.gather(xs, 1, sel)
+        order = torch.sort(v, dim=1, descending=True, stable=True).indices  # by value; ties keep index order
+        idx[rows], values[rows] = torch.gather(sel, 1, order), torch.gather(v, 1, order)
+    new = values[:, 1:] != values[:, :-1]  # [B, k-1]: a new value starts here
+    tied = ~new.all(1)
+    if tied.any():  # within each run of equal values, order by index: one sort on (run number, index)
+        rows = tied.nonzero().squeeze(1)
+        run = torch.cat([torch.zeros(len(rows), 1, dtype=torch.long, device=x.device),
+                         torch.cumsum(new[rows], 1)], 1)
+        order = torch.sort(run * x.shape[1] + idx[rows], dim=1).indices
+        idx[rows] = torch.gather(idx[rows], 1, order)
+        values[rows] = torch.gather(values[rows], 1, order)
+    return values, idx
+
+
 def filtered_topk(logits: torch.Tensor, seen: torch.Tensor | None, k_search: int, k_keep: int,
                   banned: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top `k_search` items by logit, minus seen and banned ones, first `k_keep` kept in rank order.
+    """Top `k_search` items by logit (ties by index, as TF's top_k), minus seen and banned ones, first `k_keep` kept
+    in rank order.
 
     Args:
         logits: float [B, V] pre-sigmoid scores.
@@ -25,7 +59,7 @@ def filtered_topk(logits: torch.Tensor, seen: torch.Tensor | None, k_search: int
     """
     B, V = logits.shape
     k_search = min(k_search, V)
-    top_logits, top_idx = torch.topk(logits.float(), k_search, dim=1)  # sorted descending
+    top_logits, top_idx = topk_index_ties(logits.float(), k_search)  # descending, ties by index
     drop = torch.zeros(B, V, dtype=torch.bool, device=logits.device)
     if seen is not None and seen.numel():
         drop[seen[0], seen[1]] = True
@@ -52,13 +86,12 @@ def issue_date_banned(song_issue_dates: torch.Tensor, updt: torch.Tensor) -> tor
 
 def first_survivors(logits: torch.Tensor, banned: torch.Tensor, k_search: int,
                     k_keep: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`filtered_topk(logits, None, k_search, k_keep, banned)`, walking a shallow top-(2 * k_keep) first, with
-    equal logits in index order (TF's top_k order; torch.topk leaves it unspecified).
+    """`filtered_topk(logits, None, k_search, k_keep, banned)`, walking a shallow top-(2 * k_keep) first.
 
-    The top 2 * k_keep is a prefix of the top k_search, so a row with k_keep survivors in it has the same first
-    k_keep survivors as the full walk; only the other rows (e.g. old playlists whose date bans many songs) are
-    walked k_search deep. This saves most of the top-k time on large vocabularies (CPU, [128, 239k]: 0.55 s for
-    k = 20000, 0.14 s for k = 1000).
+    The top 2 * k_keep is a prefix of the top k_search (both rank ties by index), so a row with k_keep survivors in
+    it has the same first k_keep survivors as the full walk; only the other rows (e.g. old playlists whose date bans
+    many songs) are walked k_search deep. This saves most of the top-k time on large vocabularies (CPU, [128, 239k]:
+    0.55 s for k = 20000, 0.14 s for k = 1000).
     Returns probs float [B, k_keep], idx long [B, k_keep] (-1 and 0 past the survivors).
     """
     k_try = min(k_search, 2 * k_keep)
@@ -67,9 +100,4 @@ def first_survivors(logits: torch.Tensor, banned: torch.Tensor, k_search: int,
         short = (idx < 0).any(1)
         if short.any():
             probs[short], idx[short] = filtered_topk(logits[short], None, k_search, k_keep, banned[short])
-    # order ties by index: sort by index, then stably by logit (the -1 padding goes last)
-    key = torch.where(idx >= 0, torch.gather(logits.float(), 1, idx.clamp(min=0)), float("-inf"))
-    by_index = torch.argsort(torch.where(idx >= 0, idx, logits.shape[1]), dim=1)
-    order = torch.gather(by_index, 1, torch.sort(torch.gather(key, 1, by_index), dim=1, descending=True,
-                                                 stable=True).indices)
-    return torch.gather(probs, 1, order), torch.gather(idx, 1, order)
+    return probs, idx
