@@ -58,9 +58,12 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("issue11-no-deep-walk", "trainer/candidates.py", "if k_try < k_search:", "if False:", WALK,
       "deletes first_survivors' second (deep) walk"),
     M("issue11-ties-reversed", "trainer/candidates.py",
-      "by_index = torch.argsort(torch.where(idx >= 0, idx, logits.shape[1]), dim=1)",
-      "by_index = torch.argsort(torch.where(idx >= 0, -idx, logits.shape[1]), dim=1)", WALK,
+      "order = torch.sort(run * x.shape[1] + idx[rows], dim=1).indices",
+      "order = torch.sort(run * x.shape[1] - idx[rows], dim=1).indices", WALK,
       "equal logits in reverse index order"),
+    M("ties-straddling-cut", "trainer/candidates.py", "if straddle.any():  # the k-th value also occurs past the cut: "
+      "keep the lowest indices of its group", "if False:", WALK,
+      "a tie group straddling the cut keeps torch.topk's arbitrary members, not the lowest indices"),
     M("issue11-song-search", "predictor/ensembling.py", "SONG_SEARCH, SONG_KEEP = 20000, 500  # per member: walk "
       "the top 20000 songs, keep the first 500 survivors", "SONG_SEARCH, SONG_KEEP = 25000, 500", ENSEMBLE,
       "ensemble walks the top 25000 songs"),
