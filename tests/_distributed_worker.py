@@ -1,10 +1,11 @@
 """One rank of the 2-process tests of tests/test_distributed.py, started with the variables torchrun sets
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT):
 
-    python tests/_distributed_worker.py OUT ROOT CASE... [--max_steps=N] [--resume] [--own_dirs] [--log_every=N]
+    python tests/_distributed_worker.py OUT ROOT CASE... [--max_steps=N] [--resume] [--log_every=N]
 
-trains each CASE (see CASES) in turn on the tiny dump under ROOT/output into ROOT/CASE (with --own_dirs, rank r > 0 gets
-ROOT/CASE_rank{r} instead, which must stay unwritten) and saves {step, stopped, model state} to OUT/CASE.rank{r}.pt.
+trains each CASE (see CASES) in turn on the tiny dump under ROOT/output into ROOT/CASE (in the cases with their own
+folders, rank r > 0 gets ROOT/CASE_rank{r} instead, which must stay unwritten) and saves {step, result, model
+state} to OUT/CASE.rank{r}.pt.
 A signal exits with 128 + its number, as the trainers do. `trainer_for` also builds the single-process references.
 """
 from __future__ import annotations
@@ -28,18 +29,19 @@ from trainer.validation import validate, validate_mlm
 CPU = torch.device("cpu")
 SMALL = dict(d_model=16, d_ff=32, dropout=0.0)  # other dropouts off: only the (shared) table masks are random
 
-# case -> (model, table dropout, batch size: None = the epoch's playlists - 1, i.e. batches of n-1 rows and 1 row)
+# case -> (model, table dropout, batch size: None = the epoch's playlists - 1, i.e. batches of n-1 rows and 1 row,
+#          rank 1 gets its own run folder)
 CASES = {
-    "m1_plain": ("model1", 0.0, None),  # an odd global batch split 108/107, then a 1-row batch: rank 1 empty
-    "m1_masks": ("model1", 0.1, 71),  # table dropout on; batches 71, 71, 71, 3 (split 2/1)
-    "m2": ("model2", 0.1, 50),  # MLM (unused output table) then fine-tuning with table dropout
-    "m1_long": ("model1", 0.0, 64),  # many short epochs: the signal and resume test
+    "m1_plain": ("model1", 0.0, None, True),  # an odd global batch split 108/107, then a 1-row batch: rank 1 empty
+    "m1_masks": ("model1", 0.1, 71, True),  # table dropout on; batches 71, 71, 71, 3 (split 2/1)
+    "m2": ("model2", 0.1, 50, True),  # MLM (unused output table) then fine-tuning with table dropout
+    "m1_long": ("model1", 0.0, 64, False),  # many short epochs: the signal and resume test
 }
 
 
 def trainer_for(case: str, root: Path, run_dir: Path, dist: Dist, **config) -> Trainer:
     """The Trainer of `case` (the same model init, data and schedule on every rank and in the references)."""
-    kind, table_dropout, bs = CASES[case]
+    kind, table_dropout, bs, _ = CASES[case]
     dumps = load_dumps(root / "output")
     torch.manual_seed(0)
     config = TrainConfig(**{"warmup_steps": 10, "progress": False, "tensorboard": False, **config})
@@ -67,14 +69,13 @@ def main() -> None:
     parser.add_argument("cases", nargs="+", choices=sorted(CASES))
     parser.add_argument("--max_steps", type=int)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--own_dirs", action="store_true")
     parser.add_argument("--log_every", type=int, default=100)
     a = parser.parse_args()
     torch.set_num_threads(1)
     dist = distributed.init(CPU)
     code = 0
     for case in a.cases:
-        run_dir = a.root / (case if dist.is_main or not a.own_dirs else f"{case}_rank{dist.rank}")
+        run_dir = a.root / (case if dist.is_main or not CASES[case][3] else f"{case}_rank{dist.rank}")
         trainer = trainer_for(case, a.root, run_dir, dist, max_steps=a.max_steps, log_every=a.log_every)
         try:
             result = trainer.fit(a.resume)

@@ -129,6 +129,16 @@ def test_step_seeded_table_masks_are_shared_and_the_default_masks_unchanged():
     assert torch.equal(b(table)[0], expected)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_step_seeded_table_masks_on_cuda():
+    table = torch.ones(1000, 8, device="cuda")
+    a, b = TableDropout(0.5).train(), TableDropout(0.5).train()
+    for module in (a, b):
+        module.seed_masks(distributed.mask_seed(0, 7))
+    assert torch.equal(a(table)[0], b(table)[0])
+    assert 0.4 < (a(table)[0] == 0).float().mean().item() < 0.6
+
+
 def test_gpu_index_refused_under_torchrun(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UsageError, match="--gpu must be unset or -1 under torchrun"):
@@ -190,10 +200,16 @@ def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[int]:
 
 @pytest.fixture(scope="module")
 def two_rank_runs(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The equality cases trained once on 2 ranks (rank 1 pointed at its own run folders)."""
+    """One launch of 2 ranks: the equality cases (rank 1 pointed at its own run folders), then m1_long until a
+    SIGTERM to rank 1 alone (after step 3) stops it."""
     root = tmp_path_factory.mktemp("ddp")
     shutil.copytree(small_dataset / "output" / "dumps", root / "output" / "dumps")
-    assert finish(launch(root, root, "m1_plain", "m1_masks", "m2", "--own_dirs")) == [0, 0]
+    procs = launch(root, root, "m1_plain", "m1_masks", "m2", "m1_long", "--log_every=1")
+    log, deadline = root / "m1_long" / "log.txt", time.time() + 120
+    while time.time() < deadline and not (log.is_file() and " step       3 " in log.read_text()):
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGTERM)  # rank 0 learns it at the next step's agreement
+    assert finish(procs) == [143, 143]
     return root
 
 
@@ -234,26 +250,21 @@ def test_rank_0_alone_writes_the_run_folder(two_rank_runs: Path, case: str):
     assert len(ckpt["rng"]["ranks"]) == 2 and ckpt["train_config"]["world_size"] == 2
 
 
-def test_a_signal_to_one_rank_stops_both_and_resume_continues(run_root: Path):
-    out, run = run_root / "out", run_root / "m1_long"
-    out.mkdir()
-    procs = launch(out, run_root, "m1_long", "--log_every=1")
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((run / "log.txt").is_file() and " step       3 " in (run / "log.txt").read_text()):
-        time.sleep(0.05)
-    procs[1].send_signal(signal.SIGTERM)  # rank 1 alone: rank 0 learns it at the next step's agreement
-    assert finish(procs) == [143, 143]
-    stopped = [torch.load(out / f"m1_long.rank{r}.pt")["step"] for r in range(2)]
+def test_a_signal_to_one_rank_stops_both_and_resume_continues(two_rank_runs: Path):
+    root, run = two_rank_runs, two_rank_runs / "m1_long"
+    stopped = [torch.load(root / f"m1_long.rank{r}.pt") for r in range(2)]
     ckpt = load_checkpoint(run / "last.pt")
-    assert stopped[0] == stopped[1] == ckpt["step"] >= 3
+    k = ckpt["step"]
+    assert stopped[0]["step"] == stopped[1]["step"] == k >= 3
+    assert stopped[0]["result"]["stopped"] == stopped[1]["result"]["stopped"] == "signal"
     assert "stopped by SIGTERM" in (run / "log.txt").read_text()
 
-    k = ckpt["step"]
-    assert finish(launch(out, run_root, "m1_long", "--resume", f"--max_steps={k + 3}")) == [0, 0]
-    resumed = torch.load(out / "m1_long.rank0.pt")
+    assert finish(launch(root, root, "m1_long", "--resume", f"--max_steps={k + 3}")) == [0, 0]
+    resumed = torch.load(root / "m1_long.rank0.pt")
     assert resumed["step"] == k + 3
-    assert f"resumed from {run / 'last.pt'}: stage train, epoch {ckpt['epoch']}, step {k}" in (run / "log.txt").read_text()
-    reference = trainer_for("m1_long", run_root, run_root / "reference", Dist(), step_masks=True, max_steps=k + 3)
+    log = (run / "log.txt").read_text()
+    assert f"resumed from {run / 'last.pt'}: stage train, epoch {ckpt['epoch']}, step {k}" in log
+    reference = trainer_for("m1_long", root, root / "reference", Dist(), step_masks=True, max_steps=k + 3)
     reference.fit()
     for name, value in reference.model.state_dict().items():
         torch.testing.assert_close(resumed["model"][name], value, atol=ATOL, rtol=RTOL, msg=lambda m: f"{name}: {m}")
