@@ -1,10 +1,11 @@
 """Steps 1-3 in order: dump the datasets, train model 1, train model 2 (the original's train.py).
 
 Each step runs as its own process, as in the original (os.system there), so that each starts with a clean memory;
-the first step that fails stops the run with its exit status.
+the first step that fails stops the run with its exit status. With --nproc_per_node=N the trainers run on N
+processes of this machine through torchrun (`python -m torch.distributed.run --standalone`; trainer/distributed.py).
 
     python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
-        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume | --overwrite] [--skip_dump]
+        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume | --overwrite] [--skip_dump] [--nproc_per_node=N]
 """
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def flags(**values) -> list[str]:
     return [f"--{k}={v}" for k, v in values.items() if v is not None]
 
 
-def run_step(script: str, args: list[str]) -> None:
-    """Run `python script args` from the repo root; exit with its status if it fails."""
-    cmd = [sys.executable, script, *args]
+def step_command(script: str, args: list[str], nproc_per_node: int | None = None) -> list[str]:
+    """`python script args`, or with nproc_per_node the same under torchrun on this machine."""
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}"]
+    return [sys.executable, *(torchrun if nproc_per_node else []), script, *args]
+
+
+def run_step(script: str, args: list[str], nproc_per_node: int | None = None) -> None:
+    """Run a step from the repo root (on nproc_per_node processes via torchrun); exit with its status if it fails."""
+    cmd = step_command(script, args, nproc_per_node)
     print("+ " + " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
@@ -39,7 +46,7 @@ def run_step(script: str, args: list[str]) -> None:
 def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
          max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
          warmup_steps: int | None = None, amp: bool = False, resume: bool = False, overwrite: bool = False,
-         skip_dump: bool = False) -> None:
+         skip_dump: bool = False, nproc_per_node: int | None = None) -> None:
     """Dump, then train both models.
 
     Args:
@@ -54,11 +61,16 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         resume: continue both trainings from their last.pt.
         overwrite: start both trainings anew even where a run exists (the old run folders are moved aside).
         skip_dump: reuse the dumps already in output_dir.
+        nproc_per_node: train each model on this many processes of this machine (torchrun + DDP: one per GPU, or
+            CPU processes with --gpu=-1); the global batch stays 128. Unset: one process, as the original.
     """
     check_flags(max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
                 epochs=(epochs is None or epochs >= 1, "at least 1"),
                 mlm_epochs=(mlm_epochs is None or mlm_epochs >= 0, "at least 0"),
-                warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"))
+                warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"),
+                nproc_per_node=(nproc_per_node is None or nproc_per_node >= 1, "at least 1"),
+                gpu=(nproc_per_node is None or gpu is None or gpu == -1,
+                     "unset or -1 with --nproc_per_node (each process uses its own GPU)"))
     check_gpu(gpu)
     check_output_dir("output_dir", output_dir)
     for run in RUNS:  # refuse before step 1 runs, not after it (the trainers check again and move old runs aside)
@@ -69,8 +81,8 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         run_step("data_loader/dump_datasets.py", common)
     train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
     train += flags(amp=amp, resume=resume, overwrite=overwrite)
-    run_step("trainer/songs_tags_artists_model_trainer.py", train)
-    run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs))
+    run_step("trainer/songs_tags_artists_model_trainer.py", train, nproc_per_node)
+    run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs), nproc_per_node)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ Phases, in order, on the sample dataset of the preset (data_loader/make_sample_d
        (benchmarks/roofline.py), measured in the same run; on CUDA a float32 and a bf16-autocast row each;
     3. inference: the ensemble (predictor.ensembling.run) on the sample's leaderboard questions, dataset/val.json;
     4. evaluation time (and score) of its results against dataset/sample_answers/val.json;
-    5. quality: the leaderboard (baselines.leaderboard) on step 1's local split, questions/ vs answers/val.json.
+    5. quality: the leaderboard (baselines.leaderboard) on step 1's local split, questions/ vs answers/val.json;
+       and the validation curve (PNG, benchmarks/curves.py) of every run trained into {work_dir}/output.
 
 Layout of work_dir: dataset/ (step 0's files and step 1's split), output/ (the dumps; train into it with
 `python train.py --dataset_dir=W/dataset --output_dir=W/output` to benchmark trained models), untrained/ (freshly
@@ -32,6 +33,7 @@ from typing import Any, Sequence
 import torch
 
 from baselines import leaderboard
+from benchmarks.curves import plot_runs
 from benchmarks.roofline import record_matmuls, time_matmuls
 from data_loader.cli import UsageError, check_flags, check_gpu, run_cli
 from data_loader.dumps import Dumps, load_dumps
@@ -376,6 +378,9 @@ def main(preset: str = "demo", work_dir: str | None = None, gpu: int | None = No
     if quality:
         print("== phase 5: quality", flush=True)
         report += leaderboard_report(dataset_dir, output_dir, gpu) + [""]
+        curves = plot_runs(output_dir)
+        report += ["Validation curves: " + (", ".join(str(p) for p in curves) if curves else
+                                            f"none (no trained run in {output_dir})"), ""]
 
     minutes = (datetime.now(timezone.utc) - began).total_seconds() / 60
     report.append(f"Benchmark wall time {minutes:.1f} min.")

@@ -22,7 +22,8 @@ from data_loader.playlists import Playlists
 
 
 class PlaylistModel(nn.Module):
-    """Base class: subclasses set `name` and `config` and implement the four methods below."""
+    """Base class: subclasses set `name` and `config` and implement the four methods below (`loss_units` has a
+    default)."""
 
     name: ClassVar[str]
     uses_title: ClassVar[bool] = False  # reads title pieces: its checkpoints are tied to the SentencePiece model
@@ -44,6 +45,11 @@ class PlaylistModel(nn.Module):
     def question_batch(self, q: Playlists, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """The inference batch (CPU tensors) for questions `rows` of `q`; every item of the question is input."""
         raise NotImplementedError
+
+    def loss_units(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many units `loss` averages over for this batch: its rows (the BCE means over rows x vocabulary).
+        Distributed training weighs each rank's loss by its shard's share of the global batch's units."""
+        return int(batch["ids"].shape[0])
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)

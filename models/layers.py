@@ -39,18 +39,19 @@ def compute_dtype(t: torch.Tensor) -> torch.dtype:
 MASK_CHUNK = 1 << 19  # mask elements drawn per numpy call: the random words stay in cache until compared
 
 
-def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def keep_mask(shape: tuple[int, ...], p: float, device: torch.device, dtype: torch.dtype,
+              generator: torch.Generator | None = None) -> torch.Tensor:
     """`dtype` tensor of 0/1, each element 1 with probability 1-p independently (a float mask multiplies ~2x
     faster than a bool one on the CPU).
 
     On the CPU torch's generator is serial (~0.5 s for a [184k, 240] table); numpy's SFC64 makes the same
-    32-bit uniform draws several times faster. Its seed comes from torch's generator, so torch.manual_seed still
-    fixes the masks. Element i is dropped iff its 32-bit word, read as int32, is below INT32_MIN + round(p * 2^32),
-    so the drop rate is p to within 2^-33.
+    32-bit uniform draws several times faster. Its seed comes from torch's generator (`generator`, default the
+    global one), so torch.manual_seed still fixes the masks. Element i is dropped iff its 32-bit word, read as
+    int32, is below INT32_MIN + round(p * 2^32), so the drop rate is p to within 2^-33.
     """
     if device.type != "cpu":
-        return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - p)
-    seed = int(torch.randint(0, 2**62, (1,)).item())
+        return torch.empty(shape, device=device, dtype=dtype).bernoulli_(1.0 - p, generator=generator)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
     threshold = -(2**31) + round(p * 2**32)
     out = torch.empty(shape, dtype=torch.float32)  # float32 so numpy can write it (it has no bfloat16)
     flat = out.view(-1).numpy()  # shares out's memory
@@ -108,18 +109,32 @@ class TableDropout(nn.Module):
     forward(table [V, d], ids long [...] or None) -> (masked [V, d], rows [..., d] or None, scale):
     the dropped table is masked * scale and its rows at `ids` are rows * scale, with scale = 1/(1-p) in training
     and 1 in eval. The scale is left to the caller so that it multiplies a small tensor, not the [V, d] table.
+    The masks come from torch's global generator, or after `seed_masks(s)` from a generator of their own seeded
+    with s (distributed training draws the same mask on every rank that way).
     """
 
     def __init__(self, p: float):
         super().__init__()
         self.p = p
+        self._mask_seed: int | None = None
+        self._generator: torch.Generator | None = None
+
+    def seed_masks(self, seed: int | None) -> None:
+        """Draw the next masks from a generator seeded with `seed`; None: from torch's global generator again."""
+        self._mask_seed, self._generator = seed, None
+
+    def _mask_generator(self, device: torch.device) -> torch.Generator | None:
+        if self._mask_seed is not None and (self._generator is None or self._generator.device != device):
+            self._generator = torch.Generator(device).manual_seed(self._mask_seed)
+        return self._generator
 
     def forward(self, table: torch.Tensor, ids: torch.Tensor | None = None):
         if not self.training or self.p == 0:
             return table, (F.embedding(ids, table) if ids is not None else None), 1.0
         # autograd.Function takes tensors only: "no lookup" is an empty id list
         flat = ids.reshape(-1) if ids is not None else table.new_zeros(0, dtype=torch.long)
-        keep = keep_mask(tuple(table.shape), self.p, table.device, table.dtype)
+        keep = keep_mask(tuple(table.shape), self.p, table.device, table.dtype,
+                         generator=self._mask_generator(table.device))
         masked, rows = _MaskedTable.apply(table, keep, flat)
         return masked, (rows.view(*ids.shape, table.shape[1]) if ids is not None else None), 1.0 / (1.0 - self.p)
 

@@ -112,6 +112,10 @@ class PlylstTitleModel(PlaylistModel):
             if ranking_weight else plain
         return total, plain.detach()
 
+    def loss_units(self, batch: dict[str, torch.Tensor]) -> int:
+        """The masked positions of an MLM batch (its loss is a mean over them); else the rows."""
+        return int(batch["mlm_labels"].numel()) if "mlm_labels" in batch else super().loss_units(batch)
+
     def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         songs, tags = self(batch["ids"])
         return songs, tags

@@ -14,7 +14,8 @@ Keys (see trainer/loop.py for how training fills them):
     vocab_hash, sp_hash        fingerprints of the dumps' vocabulary and SentencePiece model (Dumps.fingerprint):
                                a model refuses dumps with another vocabulary, a title model another title model
     train_config, history      the resolved run config and one dict per validation
-    rng, elapsed               torch RNG states and training wall time, for --resume
+    rng, elapsed               torch RNG states and training wall time, for --resume (under torchrun: rank 0's
+                               states, and every rank's under rng["ranks"])
 """
 from __future__ import annotations
 

@@ -16,8 +16,13 @@ continues from last.pt at the same batch with the same RNG state: epochs are pur
 (trainer/adam_tf1.py).
 
 Run folder {output_dir}/{run_name}/ (run_name defaults to the model's name): config.json (resolved config),
-log.txt, last.pt, best.pt. A new run refuses a folder that holds a run (prepare_run_dir): --resume continues it,
---overwrite moves it aside first; a resume refuses flags that would change its batches or its maths.
+log.txt, last.pt, best.pt, and TensorBoard scalars when tensorboard is installed (trainer/scalars.py). A new run
+refuses a folder that holds a run (prepare_run_dir): --resume continues it, --overwrite moves it aside first; a
+resume refuses flags that would change its batches or its maths.
+
+Under torchrun (trainer/distributed.py) every rank trains on its shard of each global batch through DDP; rank 0
+alone validates, logs and writes the run folder while the others wait; the ranks agree every step on stopping
+(signal, time box, max_steps) and on the periodic last.pt, so that they all stop and save at the same step.
 """
 from __future__ import annotations
 
@@ -39,16 +44,20 @@ from data_loader.cli import UsageError, check_flags, check_gpu, check_output_dir
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.jsonio import InputError, load_json, remove_stale_temps, write_json
 from models.base import PlaylistModel
+from models.layers import TableDropout
+from trainer import distributed
 from trainer.adam_tf1 import AdamTF1
 from trainer.checkpoint import check_data, is_recommender, load_checkpoint, save_checkpoint
+from trainer.distributed import Dist
 from trainer.noam import noam_scheduler
+from trainer.scalars import Scalars
 
 # Flags a resumed run must keep: they decide the batches (bs, seed), the schedule or the loss. Others (epochs,
 # max_minutes, gpu, amp, ...) may change on --resume; the log says which did.
 FIXED_ON_RESUME = ("bs", "seed", "warmup_steps", "tags_loss_weight", "artists_loss_weight", "mlm_epochs")
 # Flags that only say how this invocation runs: never compared on --resume.
 PER_INVOCATION = ("resume", "overwrite", "gpu", "max_minutes", "progress", "dataset_dir", "output_dir", "run_name",
-                  "save_every_minutes", "log_every")
+                  "save_every_minutes", "log_every", "tensorboard")
 
 
 class EpochData(Protocol):
@@ -83,6 +92,10 @@ class TrainConfig:
     progress: bool = True  # tqdm bar per epoch (only on a terminal)
     save_every_minutes: float | None = 30.0  # also write last.pt this often (at a batch boundary); None: never
     log_every: int = 100  # a progress line (step, mean loss, lr, steps/s) every this many optimizer steps
+    tensorboard: bool = True  # TensorBoard scalars in the run folder when tensorboard is installed
+    # table-dropout masks from a generator seeded by (seed, step), identical on every rank; None: under torchrun.
+    # Off, they come from torch's global generator (seeded once per run), as on one process always
+    step_masks: bool | None = None
 
 
 class Interrupted(Exception):
@@ -183,12 +196,15 @@ class Prefetcher:
 
 
 class RunLog:
-    """Print a line (unless echo is False) and append it to run_dir/log.txt."""
+    """Print a line (unless echo is False) and append it to run_dir/log.txt; nothing when not enabled (the ranks
+    other than 0)."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = path, enabled
 
     def __call__(self, line: str, echo: bool = True) -> None:
+        if not self.enabled:
+            return
         if echo:
             print(line, flush=True)
         with open(self.path, "a", encoding="utf-8") as f:
@@ -197,28 +213,36 @@ class RunLog:
 
 class Trainer:
     def __init__(self, model: PlaylistModel, stages: list[Stage], run_dir: str | Path, device: torch.device,
-                 config: TrainConfig, fingerprint: dict[str, str], run_config: dict[str, Any] | None = None):
+                 config: TrainConfig, fingerprint: dict[str, str], run_config: dict[str, Any] | None = None,
+                 dist: Dist = Dist()):
         """
         Args:
             model: the model, already on `device`; its config must have `d_model` (Noam).
             stages: the stages in order.
-            run_dir: the run folder (created).
+            run_dir: the run folder (created by rank 0).
             fingerprint: the dumps' vocabulary and SentencePiece hashes (Dumps.fingerprint), stored in checkpoints
                 and checked on resume.
             run_config: the resolved flags (and anything else) to write to config.json and the checkpoints.
+            dist: this process's rank among torchrun's (trainer/distributed.init); default the single process.
         """
-        self.model, self.stages, self.device, self.config = model, stages, device, config
+        self.model, self.stages, self.device, self.config, self.dist = model, stages, device, config, dist
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for path in remove_stale_temps(self.run_dir):  # e.g. a checkpoint write cut short by a kill
-            print(f"removed {path}, left by a killed run")
+        if dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for path in remove_stale_temps(self.run_dir):  # e.g. a checkpoint write cut short by a kill
+                print(f"removed {path}, left by a killed run")
         self.fingerprint = dict(fingerprint)
         self.run_config = dict(run_config or {}, train=dataclasses.asdict(config),
                                stages=[{f.name: getattr(s, f.name) for f in dataclasses.fields(s)
                                         if f.name not in ("data", "validate")} for s in stages],
-                               model_name=model.name, model_config=model.config_dict())
-        self.log = RunLog(self.run_dir / "log.txt")
+                               model_name=model.name, model_config=model.config_dict(), world_size=dist.world_size)
+        self.log = RunLog(self.run_dir / "log.txt", dist.is_main)
         self.log(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+        if dist.enabled:
+            self.log(f"torchrun: {dist.world_size} processes, global batch split across them (rank 0 logs)")
+        self.ddp = distributed.wrap(model, dist, device)  # under torchrun: the DDP module whose forward is the loss
+        self.step_masks = dist.enabled if config.step_masks is None else config.step_masks
+        self.table_dropouts = [m for m in model.modules() if isinstance(m, TableDropout)]
         self.amp = config.amp and device.type == "cuda"
         if config.amp and not self.amp:
             self.log("--amp applies to CUDA only; training in float32 on the CPU")
@@ -234,7 +258,10 @@ class Trainer:
         self._t0 = time.time()
         self._validated_step = -1
         self._signal: int | None = None  # SIGINT / SIGTERM received: stop at the next batch boundary
+        self._stop_signal: int | None = None  # the signal that stopped the run (on any rank)
+        self._time_up = False  # the time box stopped the run (on any rank)
         self._saved_at = time.time()  # when last.pt was last written
+        self.scalars = Scalars(None, self.log)  # the real one is made per fit(): its writer closes with it
 
     # ------------------------------------------------------------------------------------------------------------
     # the loop
@@ -249,6 +276,7 @@ class Trainer:
         torch.use_deterministic_algorithms(previous or self.device.type == "cpu")
         cuda = self.device.type == "cuda"
         self.prefetch = Prefetcher(cuda if self.config.prefetch is None else self.config.prefetch, pin=cuda)
+        self.scalars = Scalars(self.run_dir if self.config.tensorboard and self.dist.is_main else None, self.log)
         handlers = self._catch_signals()
         try:
             return self._fit(resume)
@@ -257,6 +285,9 @@ class Trainer:
                 signal.signal(signum, handler)
             torch.use_deterministic_algorithms(previous)
             self.prefetch.close()
+            self.scalars.close()
+            for module in self.table_dropouts:
+                module.seed_masks(None)
 
     def _catch_signals(self) -> dict[int, Any]:
         """Route SIGINT / SIGTERM to a stop at the next batch boundary; -> the handlers to restore afterwards.
@@ -278,13 +309,14 @@ class Trainer:
         return previous
 
     def _fit(self, resume: bool) -> dict[str, Any]:
-        torch.manual_seed(self.config.seed)
+        torch.manual_seed(self.config.seed + self.dist.rank)  # other dropouts differ per rank
         self._t0 = time.time()
         start = (0, 1, 0, False)  # stage index, epoch, batch, stage already begun
         if resume:
             start = self._resume()
         # written only once the resume checks have passed: a refused resume leaves the run's config.json as it was
-        write_json(self.run_dir / "config.json", self.run_config, indent=2)
+        if self.dist.is_main:
+            write_json(self.run_dir / "config.json", self.run_config, indent=2)
         self._saved_at = time.time()
         if start[0] >= len(self.stages):
             self.log("the run in this folder has already finished; nothing to resume")
@@ -299,14 +331,14 @@ class Trainer:
                 loss, done, interrupted = self._train_epoch(si, epoch, batch)
                 batch = 0
                 last = epoch == stage.epochs
-                if interrupted and self._signal is not None:
+                if interrupted and self._stop_signal is not None:
                     path = self._save_last(si, epoch, done)
-                    self.log(f"[{self._tag(stage)}] stopped by {signal.Signals(self._signal).name} at epoch {epoch}, "
-                             f"step {self.step}; saved {path} (resume with --resume)")
-                    raise Interrupted(self._signal, self.step, path)
+                    self.log(f"[{self._tag(stage)}] stopped by {signal.Signals(self._stop_signal).name} at epoch "
+                             f"{epoch}, step {self.step}; saved {path} (resume with --resume)")
+                    raise Interrupted(self._stop_signal, self.step, path)
                 if interrupted:
                     self._validate_and_save(si, epoch, done, False, loss)
-                    stopped = "time box" if self._over_time() else "max_steps"
+                    stopped = "time box" if self._time_up else "max_steps"
                     break
                 if epoch == 1 or epoch % stage.valid_every == 0 or last:
                     if self._validate_and_save(si, epoch, done, True, loss):
@@ -315,9 +347,15 @@ class Trainer:
                         break
             if stopped != "done":
                 break
+        if self.dist.is_main:
+            self._finish(si, epoch, stopped)
+        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": stopped}
+
+    def _finish(self, si: int, epoch: int, stopped: str) -> None:
+        """Rank 0 at the end of the run: make sure there is a best.pt, warn if it is no recommender, log the end."""
         if not (self.run_dir / "best.pt").exists():
             # stopped before any stage that selects on a score: keep the current weights, marked as no recommender
-            save_checkpoint(self.run_dir / "best.pt", self._checkpoint(si, epoch, 0, True, False))
+            save_checkpoint(self.run_dir / "best.pt", self._checkpoint(si, epoch, 0, True, False, gather=False))
             self.log(f"no validation score yet; best.pt holds the weights at step {self.step}")
         if not is_recommender(load_checkpoint(self.run_dir / "best.pt")):
             warning = (f"WARNING: {self.run_dir / 'best.pt'} is not a recommender: training stopped in stage "
@@ -327,7 +365,6 @@ class Trainer:
             print(warning, file=sys.stderr, flush=True)
         best = "none" if self.best_score is None else f"{self.best_score:.6f} at epoch {self.best_epoch}"
         self.log(f"finished ({stopped}) at step {self.step}: best score {best}; run folder {self.run_dir}")
-        return {"best_score": self.best_score, "best_epoch": self.best_epoch, "step": self.step, "stopped": stopped}
 
     def _begin_stage(self, si: int) -> None:
         """A new stage: Noam restarts at step 1, Adam keeps its state (primed for parameters new to training)."""
@@ -347,7 +384,8 @@ class Trainer:
         self.model.train()
         total, n = torch.zeros((), device=self.device), 0
         bar = tqdm(total=len(batches), initial=start, desc=f"{self._tag(stage)} epoch {epoch}", leave=False,
-                   disable=not (self.config.progress and sys.stderr.isatty()), dynamic_ncols=True)
+                   disable=not (self.config.progress and sys.stderr.isatty() and self.dist.is_main),
+                   dynamic_ncols=True)
         stream = self.prefetch.batches(batches, start)
         done, interrupted = start, False
         since, since_loss, since_t = 0, torch.zeros((), device=self.device), time.time()
@@ -355,9 +393,16 @@ class Trainer:
             if self._should_stop():
                 interrupted = True
                 break
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(stream).items()}
+            # this rank's shard of the global batch and its share of the loss (the whole batch and 1 on one process)
+            part, share = distributed.local_batch(next(stream), self.model, self.dist)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in part.items()}
+            if self.step_masks:  # the same table-dropout masks on every rank: seeded by (seed, step)
+                for index, module in enumerate(self.table_dropouts):
+                    module.seed_masks(distributed.mask_seed(self.config.seed, self.step + 1, index))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                loss, plain = self.model.loss(batch, weight)
+                loss, plain = self.model.loss(batch, weight) if self.ddp is None else self.ddp(batch, weight)
+            if self.dist.enabled:  # DDP averages the ranks' gradients: the sum of share * gradient is the batch's
+                loss, plain = loss * (share * self.dist.world_size), plain * share
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -368,22 +413,24 @@ class Trainer:
             n, since = n + 1, since + 1
             done = i + 1
             bar.update()
-            if n % 100 == 0 and not bar.disable:
+            if n % 100 == 0 and not bar.disable and not self.dist.enabled:
                 bar.set_postfix(loss=f"{total.item() / n:.5f}")
             if self.step % self.config.log_every == 0:  # a sign of life in log.txt (and when stdout is no terminal)
                 rate = since / max(time.time() - since_t, 1e-9)
+                mean, lr = self.dist.sum(since_loss.item())[0] / since, self.scheduler.get_last_lr()[0]
                 line = (f"[{self._tag(stage)}] step {self.step:7d} epoch {epoch:3d} batch {done}/{len(batches)} "
-                        f"loss {since_loss.item() / since:.6f} lr {self.scheduler.get_last_lr()[0]:.4e} "
-                        f"{rate:.2f} steps/s elapsed {self._elapsed():.1f}s")
+                        f"loss {mean:.6f} lr {lr:.4e} {rate:.2f} steps/s elapsed {self._elapsed():.1f}s")
                 self.log(line, echo=bar.disable)
+                self.scalars.add(self.step, **{"train/loss": mean, "train/lr": lr, "train/steps_per_s": rate})
                 since, since_loss, since_t = 0, torch.zeros((), device=self.device), time.time()
-            if self.config.save_every_minutes and time.time() - self._saved_at >= 60 * self.config.save_every_minutes:
+            due = self.config.save_every_minutes and time.time() - self._saved_at >= 60 * self.config.save_every_minutes
+            if self.config.save_every_minutes and self.dist.max(int(due))[0]:  # one rank due: all save (RNG states)
                 self._save_last(si, epoch, done)
         stream.close()
         bar.close()
         if epoch == 1 and stage.epochs > 1 and not stage.early_stop and self.config.max_minutes and not interrupted:
             self._warn_if_stage_outlasts_time_box(si, len(batches) - start, n)
-        return (total.item() / n if n else float("nan")), done, interrupted
+        return (self.dist.sum(total.item())[0] / n if n else float("nan")), done, interrupted
 
     def _warn_if_stage_outlasts_time_box(self, si: int, epoch_batches: int, done: int) -> None:
         """After epoch 1 of a stage that selects nothing (model 2's MLM), warn if at this pace its remaining epochs
@@ -398,33 +445,46 @@ class Trainer:
                      f"--mlm_epochs, or raise --max_minutes, or continue later with --resume)")
 
     def _save_last(self, si: int, epoch: int, done: int) -> Path:
-        """last.pt at a batch boundary inside epoch `epoch` (done batches of it), without validating."""
+        """last.pt at a batch boundary inside epoch `epoch` (done batches of it), without validating.
+        Every rank calls it (the checkpoint holds every rank's RNG state); rank 0 writes."""
         path = self.run_dir / "last.pt"
-        save_checkpoint(path, self._checkpoint(si, epoch, done, False, False))
+        ckpt = self._checkpoint(si, epoch, done, False, False)
+        if self.dist.is_main:
+            save_checkpoint(path, ckpt)
         self._saved_at = time.time()
         return path
 
     def _validate_and_save(self, si: int, epoch: int, batch: int, epoch_done: bool, loss: float) -> bool:
-        """Validate, log, save last.pt (and best.pt on improvement); -> whether to stop early."""
-        stage = self.stages[si]
+        """Validate (rank 0), log, save last.pt (and best.pt on improvement); -> whether to stop early (every rank)."""
         stop = improved = False
         if self._validated_step != self.step:  # a time box right after a validation does not repeat it
-            self.log(f"[{self._tag(stage)}] validating at epoch {epoch}, step {self.step} ...")
-            metrics = stage.validate(self.model)
             self._validated_step = self.step
-            lr = self.scheduler.get_last_lr()[0]
-            self.history.append({"stage": stage.name, "epoch": epoch, "step": self.step, "loss": loss,
-                                 **metrics, "lr": lr, "elapsed": self._elapsed()})
-            self.log(format_log(self._tag(stage), epoch, self.step, loss, metrics, lr, self._elapsed()))
-            if stage.early_stop:
-                self.best_score, self.best_epoch, improved, stop = early_stopping(
-                    metrics["score"], self.best_score, self.best_epoch, epoch, self.config.patience)
+            if self.dist.is_main:
+                improved, stop = self._validate(si, epoch, loss)
+            stop = self.dist.broadcast(stop)  # under torchrun the other ranks wait here while rank 0 validates
         ckpt = self._checkpoint(si, epoch, batch, epoch_done, stop)
-        if improved:
-            save_checkpoint(self.run_dir / "best.pt", ckpt)
-        save_checkpoint(self.run_dir / "last.pt", ckpt)
+        if self.dist.is_main:
+            if improved:
+                save_checkpoint(self.run_dir / "best.pt", ckpt)
+            save_checkpoint(self.run_dir / "last.pt", ckpt)
         self._saved_at = time.time()
         return stop
+
+    def _validate(self, si: int, epoch: int, loss: float) -> tuple[bool, bool]:
+        """Validate the model, record and log the metrics; -> (the score improved, stop early)."""
+        stage = self.stages[si]
+        self.log(f"[{self._tag(stage)}] validating at epoch {epoch}, step {self.step} ...")
+        metrics = stage.validate(self.model)
+        lr = self.scheduler.get_last_lr()[0]
+        self.history.append({"stage": stage.name, "epoch": epoch, "step": self.step, "loss": loss,
+                             **metrics, "lr": lr, "elapsed": self._elapsed()})
+        self.log(format_log(self._tag(stage), epoch, self.step, loss, metrics, lr, self._elapsed()))
+        self.scalars.add(self.step, **{"train/epoch_loss": loss}, **{f"val/{k}": v for k, v in metrics.items()})
+        if not stage.early_stop:
+            return False, False
+        self.best_score, self.best_epoch, improved, stop = early_stopping(
+            metrics["score"], self.best_score, self.best_epoch, epoch, self.config.patience)
+        return improved, stop
 
     # ------------------------------------------------------------------------------------------------------------
     # stopping, checkpoints, resume
@@ -436,16 +496,26 @@ class Trainer:
         return self.config.max_minutes is not None and time.time() - self._t0 >= 60 * self.config.max_minutes
 
     def _should_stop(self) -> bool:
-        return self._signal is not None or self._over_time() \
-            or (self.config.max_steps is not None and self.step >= self.config.max_steps)
+        """Stop before the next batch: a signal, the time box or max_steps. The ranks agree (a signal or time-up on
+        any rank stops them all at this step); the agreed cause is kept in _stop_signal and _time_up."""
+        steps_done = self.config.max_steps is not None and self.step >= self.config.max_steps
+        signum, time_up, steps_done = self.dist.max(self._signal or 0, int(self._over_time()), int(steps_done))
+        self._stop_signal, self._time_up = signum or None, bool(time_up)
+        return bool(signum or time_up or steps_done)
 
     def _tag(self, stage: Stage) -> str:
         return self.model.name if len(self.stages) == 1 else f"{self.model.name}:{stage.name}"
 
-    def _checkpoint(self, si: int, epoch: int, batch: int, epoch_done: bool, early_stopped: bool) -> dict[str, Any]:
+    def _checkpoint(self, si: int, epoch: int, batch: int, epoch_done: bool, early_stopped: bool,
+                    gather: bool = True) -> dict[str, Any]:
+        """The checkpoint dict (trainer/checkpoint.py). Under torchrun rng holds rank 0's states and, when
+        `gather` (a collective: every rank calls it), every rank's under "ranks"."""
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist.enabled and gather:
+            ranks = self.dist.gather(rng)
+            rng = {**ranks[0], "ranks": ranks}
         return {
             "model_name": self.model.name, "model_config": self.model.config_dict(),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -476,9 +546,15 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step, self.history, self.elapsed_before = ckpt["step"], ckpt["history"], ckpt["elapsed"]
         self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
-        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        if "cuda" in ckpt["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
+        rng = ckpt["rng"]
+        if len(rng.get("ranks", ())) == self.dist.world_size:  # this rank's own states (the same number of ranks)
+            rng = rng["ranks"][self.dist.rank]
+        elif not self.dist.is_main:  # resumed on another number of ranks: keep the seed + rank stream of _fit
+            rng = {}
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"].cpu())
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
         self._validated_step = self.step
         si, epoch, batch = ckpt["stage_index"], ckpt["epoch"], ckpt["batch"]
         if ckpt["early_stopped"]:
@@ -498,7 +574,8 @@ class Trainer:
 def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
     """The flags every trainer shares and its run folder, checked before any work; -> the run folder.
 
-    A UsageError names the bad flags; prepare_run_dir refuses a folder holding a run without --resume/--overwrite.
+    A UsageError names the bad flags; prepare_run_dir refuses a folder holding a run without --resume/--overwrite
+    (under torchrun rank 0 moves an old run aside, the other ranks only check).
     """
     f = flags
     check_flags(bs=(f["bs"] >= 1, "at least 1"), warmup_steps=(f["warmup_steps"] >= 1, "at least 1"),
@@ -509,8 +586,10 @@ def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
                                     "a positive number of minutes or none"),
                 log_every=(f["log_every"] >= 1, "at least 1"))
     check_gpu(f["gpu"])
+    distributed.check_gpu_flag(f["gpu"])
     check_output_dir("output_dir", f["output_dir"])
-    return prepare_run_dir(Path(f["output_dir"]) / (f["run_name"] or default_run), f["resume"], f["overwrite"], f)
+    return prepare_run_dir(Path(f["output_dir"]) / (f["run_name"] or default_run), f["resume"], f["overwrite"], f,
+                           dry_run=not distributed.is_main_process())
 
 
 def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:
@@ -577,14 +656,19 @@ def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: tor
 
     `flags` are the entry point's resolved CLI arguments: the TrainConfig fields among them configure the Trainer,
     `resume` goes to fit, and all of them, with the device, are recorded in config.json and the checkpoints.
+    Under torchrun this process joins the process group first (trainer/distributed.py) and leaves it at the end.
     """
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
     run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
     run_dir = Path(flags["output_dir"]) / (flags.get("run_name") or model.name)
-    trainer = Trainer(model, stages, run_dir, device, config, dumps.fingerprint, run_config)
+    dist = distributed.init(device)
     try:
+        trainer = Trainer(model, stages, run_dir, device, config, dumps.fingerprint, run_config, dist)
         return trainer.fit(flags["resume"])
     except Interrupted as e:
-        print(f"error: {e}", file=sys.stderr)
+        if dist.is_main:
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
+    finally:
+        distributed.teardown(dist)

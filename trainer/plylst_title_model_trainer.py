@@ -3,6 +3,7 @@
     python trainer/plylst_title_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
         [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output] [--mlm_epochs=100] [--epochs=300]
         [--max_minutes=None] [--seed=0] [--amp=False] [--resume=False]
+    torchrun --nproc_per_node=N trainer/plylst_title_model_trainer.py ...   (N processes, one global --bs)
 
 Two stages through the same Trainer: "mlm" (masked-title pre-training, a fixed number of epochs, MLM loss and
 accuracy on the val question titles after every epoch, no early stopping), then "finetune" (title -> songs and
@@ -16,7 +17,7 @@ import torch
 from data_loader.cli import check_flags, run_cli
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
-from trainer.device import pick_device
+from trainer.distributed import pick_device
 from trainer.loop import Stage, check_train_flags, fit_run, open_dumps
 from trainer.validation import validate, validate_mlm
 
@@ -25,12 +26,14 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
          dataset_dir: str = "dataset", output_dir: str = "output", mlm_epochs: int = 100, epochs: int = 300,
          max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
          valid_every: int = 5, patience: int = 50, progress: bool = True, run_name: str | None = None,
-         overwrite: bool = False, save_every_minutes: float | None = 30.0, log_every: int = 100) -> None:
+         overwrite: bool = False, save_every_minutes: float | None = 30.0, log_every: int = 100,
+         tensorboard: bool = True) -> None:
     """Pre-train model 2 as a masked language model, fine-tune it, and keep its best-validation checkpoint.
 
     Args:
         bs: batch size in both stages (the last partial batch of an epoch is kept).
-        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU.
+        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU. Under
+            torchrun: unset (each process on cuda:LOCAL_RANK, NCCL) or -1 (the CPU, gloo).
         tags_loss_weight: weight of the tag BCE term in fine-tuning.
         warmup_steps: Noam warmup, in each stage.
         dataset_dir: the dataset folder step 1 read (holds the local val questions and answers).
@@ -48,6 +51,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
         overwrite: start a new run even if the run folder holds one (the old folder is moved aside, not deleted).
         save_every_minutes: also write last.pt this often during an epoch (none: only at validations).
         log_every: a progress line (step, loss, lr, steps/s) in log.txt every this many steps.
+        tensorboard: TensorBoard scalars in the run folder (when tensorboard is installed).
     """
     flags = dict(locals())  # the resolved command line, recorded in config.json and the checkpoints
     check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"), mlm_epochs=(mlm_epochs >= 0, "at least 0"))

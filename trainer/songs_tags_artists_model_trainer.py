@@ -3,6 +3,7 @@
     python trainer/songs_tags_artists_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
         [--artists_loss_weight=0.15] [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output]
         [--epochs=300] [--max_minutes=None] [--seed=0] [--amp=False] [--resume=False]
+    torchrun --nproc_per_node=N trainer/songs_tags_artists_model_trainer.py ...   (N processes, one global --bs)
 
 Only assembly: dumps + model + denoising data + the generic Trainer (trainer/loop.py holds the loop).
 """
@@ -13,7 +14,7 @@ import torch
 from data_loader.cli import check_flags, run_cli
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
-from trainer.device import pick_device
+from trainer.distributed import pick_device
 from trainer.loop import Stage, check_train_flags, fit_run, open_dumps
 from trainer.validation import validate
 
@@ -22,12 +23,14 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
          warmup_steps: int = 4000, dataset_dir: str = "dataset", output_dir: str = "output", epochs: int = 300,
          max_minutes: float | None = None, seed: int = 0, amp: bool = False, resume: bool = False,
          valid_every: int = 5, patience: int = 50, progress: bool = True, run_name: str | None = None,
-         overwrite: bool = False, save_every_minutes: float | None = 30.0, log_every: int = 100) -> None:
+         overwrite: bool = False, save_every_minutes: float | None = 30.0, log_every: int = 100,
+         tensorboard: bool = True) -> None:
     """Train model 1 and keep its best-validation checkpoint.
 
     Args:
         bs: batch size (the last partial batch of an epoch is kept).
-        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU.
+        gpu: CUDA device index; -1 for the CPU; default CUDA device 0 when there is one, else the CPU. Under
+            torchrun: unset (each process on cuda:LOCAL_RANK, NCCL) or -1 (the CPU, gloo).
         tags_loss_weight: weight of the tag BCE term.
         artists_loss_weight: weight of the artist BCE term.
         warmup_steps: Noam warmup.
@@ -45,6 +48,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
         overwrite: start a new run even if the run folder holds one (the old folder is moved aside, not deleted).
         save_every_minutes: also write last.pt this often during an epoch (none: only at validations).
         log_every: a progress line (step, loss, lr, steps/s) in log.txt every this many steps.
+        tensorboard: TensorBoard scalars in the run folder (when tensorboard is installed).
     """
     flags = dict(locals())  # the resolved command line, recorded in config.json and the checkpoints
     check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"),
