@@ -139,9 +139,10 @@ def _top_sparse(scores: sp.csr_matrix, seen: sp.csr_matrix, dates: np.ndarray | 
                 n_songs_cols: int, n_songs: int, n_tags: int) -> tuple[np.ndarray, ...]:
     """(song columns, song scores, tag columns, tag scores) [b, min(n, width)] of each row's best stored entries
     that are neither seen nor songs issued after the row's updt date; best first, ties by column; -1 / 0 pad."""
-    b, n_tags_cols = scores.shape[0], scores.shape[1] - n_songs_cols
-    out = (np.full((b, min(n_songs, n_songs_cols)), -1, np.int64), np.zeros((b, min(n_songs, n_songs_cols)), np.float32),
-           np.full((b, min(n_tags, n_tags_cols)), -1, np.int64), np.zeros((b, min(n_tags, n_tags_cols)), np.float32))
+    b = scores.shape[0]
+    k_songs, k_tags = min(n_songs, n_songs_cols), min(n_tags, scores.shape[1] - n_songs_cols)
+    out = (np.full((b, k_songs), -1, np.int64), np.zeros((b, k_songs), np.float32),
+           np.full((b, k_tags), -1, np.int64), np.zeros((b, k_tags), np.float32))
     for r in range(b):  # per question, over its candidates only (a few thousand: cheap)
         row = slice(scores.indptr[r], scores.indptr[r + 1])
         c, v = scores.indices[row], scores.data[row]
@@ -149,7 +150,7 @@ def _top_sparse(scores: sp.csr_matrix, seen: sp.csr_matrix, dates: np.ndarray | 
         song = c < n_songs_cols
         if dates is not None:
             keep &= ~song | (dates[np.minimum(c, n_songs_cols - 1)] <= updt[r])
-        for cols, vals, part, offset in ((out[0], out[1], keep & song, 0), (out[2], out[3], keep & ~song, n_songs_cols)):
+        for cols, vals, part, offset in ((*out[:2], keep & song, 0), (*out[2:], keep & ~song, n_songs_cols)):
             top_c, top_v = _top_row(c[part] - offset, v[part], cols.shape[1])
             cols[r, : len(top_c)], vals[r, : len(top_c)] = top_c, top_v
     return out
