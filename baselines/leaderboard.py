@@ -11,11 +11,13 @@ Writes {output_dir}/leaderboard/<method>/results.json and the tables to {output_
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from baselines import genre_most_popular, most_popular, playlist_knn
+from baselines import genre_most_popular, implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
 from baselines.common import load_split
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
 from data_loader.dumps import load_dumps
@@ -29,7 +31,7 @@ Method = Callable[[], list[dict]]
 
 
 def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[str, Method | str]]:
-    """(name, method or the reason it is skipped) for the three baselines."""
+    """(name, method or the reason it is skipped) for the baselines and the competition's peers."""
     train, questions, song_meta = load_split(dataset_dir, question_path)
     yield "most_popular", lambda: most_popular.recommend(train, questions, song_meta)
     if song_meta is None:
@@ -37,6 +39,12 @@ def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[st
     else:
         yield "genre_most_popular", lambda: genre_most_popular.recommend(train, questions, song_meta)
     yield "playlist_knn", lambda: playlist_knn.recommend(train, questions, song_meta)
+    yield "item_cf", lambda: item_cf.recommend(train, questions, song_meta)
+    for name, module in (("als", implicit_als), ("bm25", implicit_bm25)):
+        if importlib.util.find_spec("implicit") is None:
+            yield name, "skipped: the implicit library is not installed (pip install implicit)"
+        else:
+            yield name, functools.partial(module.recommend, train, questions, song_meta)
 
 
 def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int) -> Iterator[tuple[str, Method | str]]:

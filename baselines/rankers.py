@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from baselines import most_popular, playlist_knn
+from baselines import implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
 from baselines.common import Ranked
 
 Ranker = Callable[..., Ranked]
@@ -12,4 +12,7 @@ Ranker = Callable[..., Ranked]
 RANKERS: dict[str, Ranker] = {
     "most_popular": most_popular.rank,
     "playlist_knn": playlist_knn.rank,
+    "item_cf": item_cf.rank,
+    "als": implicit_als.rank,
+    "bm25": implicit_bm25.rank,
 }
