@@ -29,7 +29,8 @@ class Items:
 
     def __init__(self, train: list[dict]):
         f = Features(train)
-        self.song_ids, self.song_col, self.tags, self.tag_col = f.song_ids, f.song_col, f.tags, f.tag_col
+        self.song_columns = f.song_columns  # raw song ids -> columns (-1 unknown), memory by distinct songs
+        self.song_ids, self.tags, self.tag_col = f.song_ids, f.tags, f.tag_col
         self.n_songs, self.n_tags = f.n_songs, f.n_tags
         self.n_out = self.n_songs + self.n_tags  # the columns that can be recommended
         counts: dict[str, int] = {}
@@ -62,8 +63,7 @@ class Items:
 
     def columns(self, p: dict) -> list[int]:
         """The item columns of one playlist: its known songs and tags and its title keywords (unknown ones dropped)."""
-        song = np.asarray(p["songs"], dtype=np.int64)
-        song = self.song_col[song[(song >= 0) & (song < len(self.song_col))]]
+        song = self.song_columns(p["songs"])
         return (song[song >= 0].tolist() + [self.tag_col[t] for t in p["tags"] if t in self.tag_col]
                 + self.keywords(p.get("plylst_title") or ""))
 

@@ -18,6 +18,7 @@ power 2 always slightly worse). Everything runs as sparse matrix products in bat
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -57,11 +58,15 @@ class Features:
         self.n_songs, self.n_tags = len(self.song_ids), len(self.tags)
         self.size = base + len(self.word_col)
 
+    def song_columns(self, songs: Sequence[int]) -> np.ndarray:
+        """int64 column of each raw song id, -1 for a song not in orig/train."""
+        return sorted_lookup(self._sorted_ids, self._sorted_cols, songs)
+
     def matrix(self, playlists: list[dict]) -> sp.csr_matrix:
         """Binary float32 [N, size]: the known songs, tags and title words of each playlist."""
         rows, cols = [], []
         for i, p in enumerate(playlists):
-            song = sorted_lookup(self._sorted_ids, self._sorted_cols, p["songs"])
+            song = self.song_columns(p["songs"])
             c = song[song >= 0].tolist() + [self.tag_col[t] for t in p["tags"] if t in self.tag_col]
             c += [self.word_col[w] for w in _words(p) if w in self.word_col]
             cols += c

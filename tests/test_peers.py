@@ -123,7 +123,8 @@ def score_ratio(train: list[dict], alpha: float, beta: float, theta: float, q_so
     """item_cf's score of song a over its score of song b for the question holding q_songs."""
     cf = ItemCF(train, alpha, beta, theta)
     row = cf.scores(cf.items.matrix([{"id": 9, "songs": q_songs, "tags": [], "plylst_title": ""}])).toarray()[0]
-    return row[cf.items.song_col[a]] / row[cf.items.song_col[b]]
+    col_a, col_b = cf.items.song_columns([a, b])
+    return row[col_a] / row[col_b]
 
 
 def test_each_exponent_moves_scores_as_the_formula_says():
