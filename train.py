@@ -4,7 +4,10 @@ Each step runs as its own process, as in the original (os.system there), so that
 the first step that fails stops the run with its exit status.
 
     python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
-        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume] [--skip_dump]
+        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume] [--skip_dump] [--seeds=0,1,2]
+
+With --seeds (a seed ensemble, for soft voting in Ensemble.py --seeds / the hybrid), each model is trained once per
+seed into its own run folder {model}_seed{s}; without it, once into {model} with the trainer's default seed.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
+from predictor.ensembling import run_folder
 
 ROOT = Path(__file__).resolve().parent
 
@@ -36,7 +40,8 @@ def run_step(script: str, args: list[str]) -> None:
 
 def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
          max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
-         warmup_steps: int | None = None, amp: bool = False, resume: bool = False, skip_dump: bool = False) -> None:
+         warmup_steps: int | None = None, amp: bool = False, resume: bool = False, skip_dump: bool = False,
+         seeds: list[int] | None = None) -> None:
     """Dump, then train both models.
 
     Args:
@@ -50,11 +55,14 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         amp: bf16 autocast on CUDA.
         resume: continue both trainings from their last.pt.
         skip_dump: reuse the dumps already in output_dir.
+        seeds: train each model once per seed, into run folders {model}_seed{s} (e.g. 0,1,2); default one run each.
     """
     check_flags(max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
                 epochs=(epochs is None or epochs >= 1, "at least 1"),
                 mlm_epochs=(mlm_epochs is None or mlm_epochs >= 0, "at least 0"),
-                warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"))
+                warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"),
+                seeds=(seeds is None or (len(seeds) > 0 and len(set(seeds)) == len(seeds) and min(seeds) >= 0),
+                       "distinct seeds >= 0, e.g. 0,1,2"))
     check_gpu(gpu)
     check_output_dir("output_dir", output_dir)
     dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
@@ -63,8 +71,10 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         run_step("data_loader/dump_datasets.py", common)
     train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
     train += ["--amp"] * amp + ["--resume"] * resume
-    run_step("trainer/songs_tags_artists_model_trainer.py", train)
-    run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs))
+    for run, extra in (("songs_tags_artists", []), ("plylst_title", flags(mlm_epochs=mlm_epochs))):
+        for seed in seeds or [None]:
+            folder = flags(seed=seed, run_name=None if seed is None else run_folder(run, seed))
+            run_step(f"trainer/{run}_model_trainer.py", train + extra + folder)
 
 
 if __name__ == "__main__":
