@@ -21,7 +21,7 @@ the final answers rank through the same `fused_scores` and `top_columns`, so the
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np

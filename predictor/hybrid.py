@@ -180,14 +180,17 @@ class Encoded:
 
 def encode(rankings: Sequence[Ranked], fallback: tuple[np.ndarray, np.ndarray]) -> Encoded:
     """Pools over the members' candidates (in member order) and the fallback lists; tags become integer codes."""
-    names = np.unique(np.concatenate([np.asarray([t for t in r.tags.ravel() if t is not None], dtype=object)
-                                      for r in rankings] + [fallback[1].ravel()]).astype(str))
-    code = {t: i for i, t in enumerate(names.tolist())}
-    to_code = np.vectorize(lambda t: -1 if t is None else code[t], otypes=[np.int64])
-    songs = fusion.Pool.build([r.songs for r in rankings], fallback[0])
-    tags = fusion.Pool.build([to_code(r.tags) if r.tags.size else np.zeros(r.tags.shape, np.int64) for r in rankings],
-                             to_code(fallback[1]))
-    return Encoded({"songs": songs, "tags": tags}, names.astype(object), code)
+    tag_lists = [r.tags for r in rankings] + [fallback[1]]
+    flat = np.concatenate([t.ravel() for t in tag_lists]).astype(object)
+    present = np.not_equal(flat, None)
+    names, inverse = np.unique(flat[present].astype(str), return_inverse=True)
+    codes = np.full(len(flat), -1, dtype=np.int64)
+    codes[present] = inverse
+    parts = np.split(codes, np.cumsum([t.size for t in tag_lists])[:-1])
+    tags = [c.reshape(t.shape) for c, t in zip(parts, tag_lists)]
+    pools = {"songs": fusion.Pool.build([r.songs for r in rankings], fallback[0]),
+             "tags": fusion.Pool.build(tags[:-1], tags[-1])}
+    return Encoded(pools, names.astype(object), {t: i for i, t in enumerate(names.tolist())})
 
 
 def answer_codes(answers: Sequence[dict], enc: Encoded) -> list[dict[str, list[int]]]:

@@ -87,6 +87,22 @@ def make_questions(songs: list[list[int]], tags: list[list[int]], titled: list[b
     )
 
 
+def random_case(seed: int, N: int, max_songs: int, max_tags: int, song_every: int, titled_p: float):
+    """N random questions (every song_every-th without songs, every 3rd without tags), song dates, and two models'
+    logits: (questions, dates, (song, tag) logits of model 1, of model 2)."""
+    rng = np.random.default_rng(seed)
+    songs = [rng.choice(S, rng.integers(0, max_songs), replace=False).tolist() if i % song_every else []
+             for i in range(N)]
+    tags = [rng.choice(T, rng.integers(0, max_tags), replace=False).tolist() if i % 3 else [] for i in range(N)]
+    titled = (rng.random(N) < titled_p).tolist()
+    updt = rng.choice([20100101, 20150101, 20200101], N).tolist()
+    q = make_questions(songs, tags, titled, updt)
+    dates = rng.choice([0, 20050101, 20120101, 20180101], S).astype(np.int32)
+    l1 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
+    l2 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
+    return q, dates, l1, l2
+
+
 def members(l1, l2, ti: float = 0.85, tw: float = 0.8) -> list[ens.Member]:
     rules = ens.weight_rules(ti, tw)
     return [ens.Member(FixedItems(*l1), *rules["songs_tags_artists"], "m1"),
@@ -184,21 +200,13 @@ def test_matches_literal_reference(monkeypatch, search, keep):
     monkeypatch.setattr(ens, "TAG_SEARCH", search[1])
     monkeypatch.setattr(ens, "SONG_KEEP", keep[0])
     monkeypatch.setattr(ens, "TAG_KEEP", keep[1])
-    rng = np.random.default_rng(0)
-    N = 40
-    songs = [rng.choice(S, rng.integers(0, 6), replace=False).tolist() if i % 4 else [] for i in range(N)]
-    tags = [rng.choice(T, rng.integers(0, 3), replace=False).tolist() if i % 3 else [] for i in range(N)]
-    titled = (rng.random(N) < 0.6).tolist()
-    updt = rng.choice([20100101, 20150101, 20200101], N).tolist()
-    q = make_questions(songs, tags, titled, updt)
-    dates = rng.choice([0, 20050101, 20120101, 20180101], S).astype(np.int32)
-    l1 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
-    l2 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
+    q, dates, l1, l2 = random_case(0, 40, 6, 3, 4, 0.6)
+    songs, tags, titled = [q.songs.row(i) for i in range(40)], [q.tags.row(i) for i in range(40)], q.title.lengths() > 0
     rec = ens.recommend(members(l1, l2), q, make_vocab(), dates, CPU, bs=7)
     want_songs, want_tags = reference(q, l1, l2, dates, 0.85, 0.8, search, keep)
     assert rec.songs.tolist() == want_songs
     assert rec.tags.tolist() == want_tags
-    cold = [not s and not t and not ti for s, t, ti in zip(songs, tags, titled)]
+    cold = [not len(s) and not len(t) and not ti for s, t, ti in zip(songs, tags, titled)]
     assert rec.counts["cold start"] == sum(cold) > 0
     if keep[0] * 2 < 100:
         assert rec.counts["songs filled from popularity"] > 0 and rec.counts["tags filled from popularity"] > 0

@@ -26,34 +26,19 @@ from data_loader.dumps import load_dumps
 from data_loader.jsonio import InputError
 from models import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from predictor import Ensemble
-from test_ensemble import CPU, S, T, FixedItems, make_questions, make_vocab, members, reference
+from test_ensemble import CPU, S, T, FixedItems, make_questions, make_vocab, members, random_case, reference
 from trainer.checkpoint import save_checkpoint
 
-# sha256 of Ensemble.py's results.json on `pinned_fixture`, written by the code of commit af6b3ec (before this change)
+# sha256 of Ensemble.py's results.json on random_case(20240611, ...), written by the code of commit af6b3ec (before this change)
 PINNED = {((20000, 300), (500, 50)): "394b3400f979346b9930dfb6d9926edda39ae4e800614e35eae3b19f5b9cdb3e",
           ((60, 12), (40, 4)): "75eaa26b3107f307edb39026457848fe47653f47a92115d12033208d90a5ab81"}
-
-
-def pinned_fixture():
-    """37 questions of every kind (cold start included), two stand-in models of random fixed logits, random dates."""
-    rng = np.random.default_rng(20240611)
-    N = 37
-    songs = [rng.choice(S, rng.integers(0, 7), replace=False).tolist() if i % 5 else [] for i in range(N)]
-    tags = [rng.choice(T, rng.integers(0, 4), replace=False).tolist() if i % 3 else [] for i in range(N)]
-    titled = (rng.random(N) < 0.7).tolist()
-    updt = rng.choice([20100101, 20150101, 20200101], N).tolist()
-    q = make_questions(songs, tags, titled, updt)
-    dates = rng.choice([0, 20050101, 20120101, 20180101], S).astype(np.int32)
-    l1 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
-    l2 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
-    return q, dates, l1, l2
 
 
 @pytest.mark.parametrize("search,keep", list(PINNED))
 def test_faithful_default_is_pinned(monkeypatch, tmp_path, search, keep):
     for name, value in zip(("SONG_SEARCH", "TAG_SEARCH", "SONG_KEEP", "TAG_KEEP"), (*search, *keep)):
         monkeypatch.setattr(ens, name, value)
-    q, dates, l1, l2 = pinned_fixture()
+    q, dates, l1, l2 = random_case(20240611, 37, 7, 4, 5, 0.7)  # 37 questions, cold starts among them
     vocab = make_vocab()
     # Ensemble.py's default path with the stand-ins in place of the checkpoints and the encoded question file
     monkeypatch.setattr(ens, "load_dumps", lambda output_dir: SimpleNamespace(vocab=vocab, song_issue_dates=dates))
