@@ -108,10 +108,12 @@ def test_fuse_matches_literal_reference(kind, param):
     assert [[x for x in row if x >= 0] for row in got.tolist()] == want
 
 
-def test_top_columns_ties_at_the_kth_place():
+def test_top_columns_ties_in_column_order():
     key = np.array([[0.5, 1.0, 0.5, 0.5, -np.inf], [3.0, 2.0, 1.0, -1.0, -np.inf]], dtype=np.float32)
-    assert fusion.top_columns(key, 3).tolist() == [[1, 0, 2], [0, 1, 2]]
+    assert fusion.top_columns(key, 3).tolist() == [[1, 0, 2], [0, 1, 2]]  # a tie across the k-th place
     assert fusion.top_columns(key, 5).tolist() == [[1, 0, 2, 3, -1], [0, 1, 2, 3, -1]]
+    key = np.array([[0.2, 0.5, 1.0, 0.5], [0.5, 0.5, 0.5, 0.1]], dtype=np.float32)  # ties inside the top k only
+    assert fusion.top_columns(key, 3).tolist() == [[2, 1, 3], [0, 1, 2]]
 
 
 def test_first_allowed_skips_seen_and_future_and_relaxes_only_when_needed():
@@ -138,11 +140,20 @@ def test_one_member_weight_one_reproduces_its_results(data):
     assert got == playlist_knn.recommend(train, questions, meta)  # incl. the empty question, topped up
 
 
-class Sentinel:
-    """An answer that must never be read."""
+class Guarded(list):
+    """Answers of which only the rows `allowed` may be read (by index; iterating would read them all)."""
 
-    def __getitem__(self, key):
-        raise AssertionError("the search read an answer of the half it is scored on")
+    def __init__(self, items, allowed):
+        super().__init__(items)
+        self.allowed = set(allowed)
+
+    def __getitem__(self, i):
+        if i not in self.allowed:
+            raise AssertionError(f"the search read the answer of row {i}, in the half it is scored on")
+        return super().__getitem__(i)
+
+    def __iter__(self):
+        raise AssertionError("the search iterated over every answer")
 
 
 def _pools(data):
@@ -161,8 +172,7 @@ def test_search_never_reads_the_half_it_is_scored_on(data):
     qs, enc, codes = _pools(data)
     a, b = fusion.halves(qs.types, seed=0)
     assert not set(a) & set(b) and len(a) + len(b) == len(codes)
-    guarded = [codes[i] if i in set(a) else Sentinel() for i in range(len(codes))]
-    fit_a = fusion.fold_fit(enc.pools, qs.types, guarded, a, "exp")  # would raise on any answer of half B
+    fit_a = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, a), a, "exp")  # raises on any answer of half B
     # garbage answers on half B leave the fit on half A unchanged, and change the fit on half B
     rng = np.random.default_rng(0)
     garbage = [{"songs": rng.choice(480, 5).tolist(), "tags": []} if i in set(b) else c for i, c in enumerate(codes)]
@@ -176,6 +186,14 @@ def test_heldout_score_is_what_evaluate_gives_and_is_reproducible(searched, data
     obj, out, root = searched["obj"], searched["out"], searched["root"]
     held = evaluate_files(root / "answers" / "val.json", out / hybrid.HELDOUT_FILE, root / "questions" / "val.json")
     assert held["score"] == obj["heldout"]["score"] and held["by_type"].keys() == set(QUESTION_TYPES)
+    # each half's answers come from the fit on the other half alone
+    qs, enc, codes = _pools(data)
+    written = json.loads((out / hybrid.HELDOUT_FILE).read_text(encoding="utf-8"))
+    ids = [q["id"] for q in data["questions"]]
+    for fit_rows, scored in (fusion.halves(qs.types, 0), fusion.halves(qs.types, 0)[::-1]):
+        fits = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, fit_rows), fit_rows, "exp")
+        want = hybrid.to_records([ids[i] for i in scored], fusion.fuse(enc.pools, qs.types, scored, fits), enc)
+        assert [written[i] for i in scored] == want
     again = search_weights.search(dataset_dir=str(root), output_dir=str(tmp_path), members=MEMBERS)
     for key in ("heldout", "folds", "weights", "fusion"):
         assert again[key] == obj[key]
