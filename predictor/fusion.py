@@ -20,7 +20,6 @@ the final answers rank through the same `fused_scores` and `top_columns`, so the
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -313,61 +312,60 @@ def _objective(parts: Sequence[tuple[FitData, np.ndarray, float]], w: np.ndarray
     return total
 
 
-def coordinate_ascent(parts: Sequence[tuple[FitData, np.ndarray, float]], n_members: int) -> tuple[np.ndarray, float]:
-    """Weights [M] (max 1) maximising `_objective` on the rows of `parts`: start from equal weights, then sweep the
-    members, each time keeping the WEIGHT_GRID value that improves the objective most (ties keep the current one);
-    at most ROUNDS sweeps. A vector of all zeros is never tried."""
-    w = np.ones(n_members)
-    best = _objective(parts, w, K_OUT)
-    for _ in range(ROUNDS):
-        changed = False
-        for m in range(n_members):
-            for value in WEIGHT_GRID:
-                trial = w.copy()
-                trial[m] = value
-                if value == w[m] or not trial.any():
-                    continue
-                score = _objective(parts, trial, K_OUT)
-                if score > best + 1e-12:
-                    best, w, changed = score, trial, True
-        if not changed:
-            break
-    return w / w.max(), best
-
-
 def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tuple[TargetFit, float, TargetFit | None]:
     """Search one target's fusion parameter and weights per question type on `data` (the fit rows only).
 
+    Coordinate ascent from equal weights and the middle of the parameter grid: each round first tries every value
+    of the parameter grid (the parameter is shared by the question types: their objectives add up), then sweeps each
+    type's members, each time keeping the WEIGHT_GRID value that improves the objective most (ties keep the current
+    value; a type's weights are never all 0); it stops after a round that changed nothing, or after ROUNDS rounds.
     With `tie_with` (the other target's data on the same rows), one weight vector per type serves both targets and
-    maximises 0.85 * song nDCG + 0.15 * tag nDCG; both parameters are searched (their grid product).
+    the objective is 0.85 * song nDCG + 0.15 * tag nDCG; each target keeps its own parameter.
     Returns (the fit, its mean nDCG (tied: the mean score) on the fit rows, the other target's fit when tied).
     """
     M = data.pool.n_members
-    n = len(data.types)
     datas = [data] if tie_with is None else [data, tie_with]
     factors = [1.0] if tie_with is None else [0.85 if d.target == "songs" else 0.15 for d in datas]
     cals = [calibrate(d) if kind == "calibrated" else None for d in datas]
-    best: tuple[float, list[TargetFit]] | None = None
-    for params in itertools.product(*(PARAM_GRID[kind, d.target] for d in datas)):
-        tables = [value_tables(kind, p, M, d.pool.depth, c, CAL_EDGES[d.target])
-                  for p, d, c in zip(params, datas, cals)]
-        weights = np.zeros((N_TYPES, M))
-        total = 0.0
-        for t in range(N_TYPES):
-            rows = np.flatnonzero(data.types == t)
-            if not len(rows):
-                weights[t] = 1.0
-                continue
-            parts = []
-            for d, tab, f in zip(datas, tables, factors):
-                sub = FitData(d.pool.take(rows), d.types[rows], d.hits[rows], d.ideal[rows], d.target)
-                parts.append((sub, aggregate(sub.pool, sub.types, tab), f))
-            weights[t], score = coordinate_ascent(parts, M)
-            total += score
-        if best is None or total > best[0] + 1e-12:
-            best = (total, [TargetFit(kind, p, weights.copy(), c) for p, c in zip(params, cals)])
-    fits = best[1]
-    return fits[0], best[0] / n, (fits[1] if tie_with is not None else None)
+    grids = [PARAM_GRID[kind, d.target] for d in datas]
+    types = [t for t in range(N_TYPES) if (data.types == t).any()]
+    subs = {t: [FitData(d.pool.take(r), d.types[r], d.hits[r], d.ideal[r], d.target)
+                for d in datas for r in [np.flatnonzero(data.types == t)]] for t in types}
+
+    def parts(params: Sequence, t: int) -> list[tuple[FitData, np.ndarray, float]]:
+        return [(sub, aggregate(sub.pool, sub.types, value_tables(kind, p, M, sub.pool.depth, c, CAL_EDGES[sub.target])),
+                 f) for sub, p, c, f in zip(subs[t], params, cals, factors)]
+
+    params = [g[len(g) // 2] for g in grids]
+    weights = np.ones((N_TYPES, M))
+    current = {t: parts(params, t) for t in types}
+    score = {t: _objective(current[t], weights[t], K_OUT) for t in types}
+    for _ in range(ROUNDS):
+        changed = False
+        for i, grid in enumerate(grids):
+            for value in grid:
+                if value == params[i]:
+                    continue
+                trial = [*params[:i], value, *params[i + 1 :]]
+                trial_parts = {t: parts(trial, t) for t in types}
+                trial_score = {t: _objective(trial_parts[t], weights[t], K_OUT) for t in types}
+                if sum(trial_score.values()) > sum(score.values()) + 1e-12:
+                    params, current, score, changed = trial, trial_parts, trial_score, True
+        for t in types:
+            for m in range(M):
+                for value in WEIGHT_GRID:
+                    w = weights[t].copy()
+                    w[m] = value
+                    if value == weights[t, m] or not w.any():
+                        continue
+                    s = _objective(current[t], w, K_OUT)
+                    if s > score[t] + 1e-12:
+                        weights[t], score[t], changed = w, s, True
+        if not changed:
+            break
+    weights /= weights.max(1, keepdims=True)
+    fits = [TargetFit(kind, p, weights.copy(), c) for p, c in zip(params, cals)]
+    return fits[0], sum(score.values()) / len(data.types), (fits[1] if tie_with is not None else None)
 
 
 def fit(pools: dict[str, Pool], types: np.ndarray, rows: np.ndarray, answers: Sequence[dict[str, list[int]]],
