@@ -1,18 +1,20 @@
-"""Rank fusion for the hybrid ensemble, vectorised over questions with numpy: candidate pools, fused scores, the exact
+"""Fusion for the hybrid ensemble, vectorised over questions with numpy: candidate pools, fused scores, the exact
 top-k, nDCG, the weight search per question type and the two-half cross-fit (predictor/hybrid.py explains the method).
 
-Everything here works on one *target* at a time (songs, or tags): song nDCG depends only on the song weights and tag
-nDCG only on the tag weights, so the two are searched apart (or together, `tie=True`, to measure whether apart helps).
+Everything here works per *target* (songs, tags), each with its own fusion parameter; the weights are one vector per
+question type for both targets (`tie=True`, maximising 0.85 * song nDCG + 0.15 * tag nDCG), or each target's own
+(song nDCG depends only on the song weights, tag nDCG only on the tag weights), as measured in predictor/hybrid.py.
 
 A `Pool` puts the members' candidate lists for N questions side by side, the popularity fallback last:
 
-    items  int64 [N, L]   item codes (raw song id, or tag code); L = sum of the members' list lengths + the fallback's
-    member int64 [L]      which member each column belongs to (M = the fallback)
-    rank   int64 [L]      the column's 0-based rank in its member's list
+    items  int64 [N, U]        each question's distinct candidates (raw song ids, or tag codes), -1 pads
+    where  M x int64 [N, K_m]  the column of member m's rank-r candidate
+    scores M x float32 [N, K_m] member m's own score of it
 
-A fusion turns ranks into values, f[type, member, rank]; a question's fused score of an item is
+A fusion gives each candidate a value f (from its rank, or from its member's score); a question's fused score of an
+item is
 
-    S(item) = sum over members m proposing it of w[type, m] * f[type, m, rank_m(item)]
+    S(item) = sum over members m proposing it of w[type, m] * f_m(item)
 
 and its answer is the items of positive S by descending S (ties: the item first proposed by the earlier member, then
 the better rank), then the fallback (popularity minus seen and future-dated items) in its order. Both the search and
@@ -27,18 +29,22 @@ import numpy as np
 
 from evaluate import QUESTION_TYPES, idcg
 
-FUSIONS = ("exp", "rrf", "calibrated")
+FUSIONS = ("exp", "rrf", "calibrated", "score")
 TARGETS = ("songs", "tags")
 K_OUT = {"songs": 100, "tags": 10}  # the answer size, and the metric's cut-off
-# fusion parameter grids searched on the fit half: exp's temperature T, rrf's k
+# fusion parameter grids searched on the fit half: exp's temperature T, rrf's k, score's power p
 PARAM_GRID = {("exp", "songs"): (10.0, 25.0, 50.0, 100.0, 200.0, 400.0), ("exp", "tags"): (2.0, 5.0, 10.0, 20.0, 50.0),
               ("rrf", "songs"): (1.0, 10.0, 30.0, 60.0, 120.0), ("rrf", "tags"): (1.0, 3.0, 10.0, 30.0, 60.0),
-              ("calibrated", "songs"): (None,), ("calibrated", "tags"): (None,)}
+              ("calibrated", "songs"): (None,), ("calibrated", "tags"): (None,),
+              ("score", "songs"): (0.25, 0.5, 1.0, 2.0, 4.0), ("score", "tags"): (0.25, 0.5, 1.0, 2.0, 4.0)}
 # calibrated: hit rates are estimated per bin of ranks [edge_i, edge_i+1)
 CAL_EDGES = {"songs": (0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500), "tags": (0, 1, 2, 3, 5, 10, 20, 50)}
 CAL_FLOOR = 1e-6  # a calibrated value never reaches 0, so every proposed item keeps a positive score
+SCORE_FLOOR = 1e-6  # likewise a scaled member score (scores <= 0, e.g. ALS dot products, get the floor)
 WEIGHT_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 5.0)  # coordinate-ascent candidates per member
 ROUNDS = 3  # coordinate-ascent sweeps over the members (stops early when a sweep changes nothing)
+START = "equal"  # the ascent starts from equal weights ("equal") or from each type's best member alone ("best")
+MIN_GAIN = 0.0  # a move must raise the summed nDCG of the fit rows by more than this
 N_TYPES = len(QUESTION_TYPES)
 
 
@@ -54,6 +60,7 @@ class Pool:
 
     items: np.ndarray  # int64 [N, U] item codes, -1 pads
     where: list[np.ndarray]  # per member int64 [N, K_m]: the column of its rank-r candidate; -1 where it has none
+    scores: list[np.ndarray]  # per member float32 [N, K_m]: its own score of its rank-r candidate
     fallback_key: np.ndarray  # float32 [N, U] -1 - the item's rank in the fallback list; -inf if not in it
 
     @property
@@ -66,8 +73,10 @@ class Pool:
         return max((w.shape[1] for w in self.where), default=0)
 
     @classmethod
-    def build(cls, member_items: Sequence[np.ndarray], fallback: np.ndarray) -> "Pool":
-        """From each member's int64 [N, K_m] ranked item codes (-1 pads) and the fallback's int64 [N, K_fb]."""
+    def build(cls, member_items: Sequence[np.ndarray], fallback: np.ndarray,
+              member_scores: Sequence[np.ndarray] | None = None) -> "Pool":
+        """From each member's int64 [N, K_m] ranked item codes (-1 pads), the fallback's int64 [N, K_fb], and the
+        members' float [N, K_m] scores of their candidates (default 0: for the rank fusions)."""
         lists = [*member_items, fallback]
         flat = np.concatenate(lists, 1)  # [N, L]
         N, L = flat.shape
@@ -99,11 +108,14 @@ class Pool:
         fb = where.pop()
         rows, ranks = np.nonzero(fb >= 0)
         fallback_key[rows, fb[rows, ranks]] = -1.0 - ranks
-        return cls(items, where, fallback_key)
+        if member_scores is None:
+            member_scores = [np.zeros(x.shape, dtype=np.float32) for x in member_items]
+        return cls(items, where, [np.asarray(x, dtype=np.float32) for x in member_scores], fallback_key)
 
     def take(self, rows: np.ndarray) -> "Pool":
         """The pool of questions `rows` only."""
-        return Pool(self.items[rows], [w[rows] for w in self.where], self.fallback_key[rows])
+        return Pool(self.items[rows], [w[rows] for w in self.where], [x[rows] for x in self.scores],
+                    self.fallback_key[rows])
 
 
 def first_allowed(n_pop: int, seen: Sequence[np.ndarray], k: int, dates: np.ndarray | None = None,
@@ -171,18 +183,29 @@ def value_tables(kind: str, param: float | None, n_members: int, depth: int,
     return np.broadcast_to(row.astype(np.float32), (N_TYPES, n_members, depth)).copy()
 
 
-def aggregate(pool: Pool, types: np.ndarray, tables: np.ndarray) -> np.ndarray:
-    """float32 [M, N, U]: member m's value of each item (0 where m does not propose it).
+def member_values(pool: Pool, types: np.ndarray, target: str, kind: str, param: float | None,
+                  calibration: np.ndarray | None = None, scale: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per member float32 [N, K_m]: the value of each of its candidates.
 
-    types: int [N] question type index of each row (QUESTION_TYPES order); tables: from `value_tables`.
+    exp, rrf, calibrated: from the candidate's rank (`value_tables`; types int [N] picks the calibrated table of each
+    row's question type). score: max(s / scale[m], SCORE_FLOOR) ** p, the member's own score s over its scale (the
+    median of its best candidate's score on the fit questions), so that members of unrelated scales mix.
     """
+    if kind == "score":
+        return [np.maximum(s / np.float32(c), np.float32(SCORE_FLOOR)) ** np.float32(param)
+                for s, c in zip(pool.scores, scale)]
+    tables = value_tables(kind, param, pool.n_members, pool.depth, calibration, CAL_EDGES[target])
+    return [tables[types[:, None], m, np.arange(w.shape[1])[None, :]] for m, w in enumerate(pool.where)]
+
+
+def aggregate(pool: Pool, values: Sequence[np.ndarray]) -> np.ndarray:
+    """float32 [M, N, U]: member m's value of each item (0 where m does not propose it); values from `member_values`."""
     N, U = pool.items.shape
     out = np.zeros((pool.n_members, N, U), dtype=np.float32)
     base = (np.arange(N, dtype=np.int64) * U)[:, None]
-    for m, where in enumerate(pool.where):
+    for m, (where, v) in enumerate(zip(pool.where, values)):
         ok = where >= 0
-        values = tables[types[:, None], m, np.arange(where.shape[1])[None, :]]  # [N, K_m]
-        out[m].ravel()[:] = np.bincount((base + where)[ok], weights=values[ok], minlength=N * U)
+        out[m].ravel()[:] = np.bincount((base + where)[ok], weights=v[ok], minlength=N * U)
     return out
 
 
@@ -258,15 +281,17 @@ def ideal_dcg(answers: Sequence[Sequence]) -> np.ndarray:
 
 @dataclass
 class TargetFit:
-    """The fusion of one target: its kind and parameter, weights [N_TYPES, M], calibration [N_TYPES, M, bins]."""
+    """The fusion of one target: its kind and parameter, weights [N_TYPES, M], and what the kind learned on the fit
+    questions: calibration float [N_TYPES, M, bins] (calibrated), scale float [M] (score)."""
 
     kind: str
     param: float | None
     weights: np.ndarray
     calibration: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
-    def tables(self, depth: int, target: str) -> np.ndarray:
-        return value_tables(self.kind, self.param, self.weights.shape[1], depth, self.calibration, CAL_EDGES[target])
+    def values(self, pool: Pool, types: np.ndarray, target: str) -> list[np.ndarray]:
+        return member_values(pool, types, target, self.kind, self.param, self.calibration, self.scale)
 
 
 @dataclass
@@ -303,6 +328,17 @@ def calibrate(data: FitData) -> np.ndarray:
     return out
 
 
+def score_scale(pool: Pool) -> np.ndarray:
+    """float [M]: each member's typical best score, the median over the questions of its first candidate's score
+    (positive ones; 1 when there is none)."""
+    out = np.ones(pool.n_members)
+    for m, (where, s) in enumerate(zip(pool.where, pool.scores)):
+        top = s[:, 0][(where[:, 0] >= 0) & (s[:, 0] > 0)] if where.shape[1] else s[:0, 0]
+        if len(top):
+            out[m] = float(np.median(top))
+    return out
+
+
 def _objective(parts: Sequence[tuple[FitData, np.ndarray, float]], w: np.ndarray, k_of: dict) -> float:
     """Sum over targets of factor * (sum of nDCG over the rows), for one weight vector w [M]."""
     total = 0.0
@@ -327,18 +363,23 @@ def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tup
     datas = [data] if tie_with is None else [data, tie_with]
     factors = [1.0] if tie_with is None else [0.85 if d.target == "songs" else 0.15 for d in datas]
     cals = [calibrate(d) if kind == "calibrated" else None for d in datas]
+    scales = [score_scale(d.pool) if kind == "score" else None for d in datas]
     grids = [PARAM_GRID[kind, d.target] for d in datas]
     types = [t for t in range(N_TYPES) if (data.types == t).any()]
     subs = {t: [FitData(d.pool.take(r), d.types[r], d.hits[r], d.ideal[r], d.target)
                 for d in datas for r in [np.flatnonzero(data.types == t)]] for t in types}
 
     def parts(params: Sequence, t: int) -> list[tuple[FitData, np.ndarray, float]]:
-        return [(sub, aggregate(sub.pool, sub.types, value_tables(kind, p, M, sub.pool.depth, c, CAL_EDGES[sub.target])),
-                 f) for sub, p, c, f in zip(subs[t], params, cals, factors)]
+        return [(sub, aggregate(sub.pool, member_values(sub.pool, sub.types, sub.target, kind, p, c, sc)), f)
+                for sub, p, c, sc, f in zip(subs[t], params, cals, scales, factors)]
 
     params = [g[len(g) // 2] for g in grids]
     weights = np.ones((N_TYPES, M))
     current = {t: parts(params, t) for t in types}
+    if START == "best":
+        for t in types:
+            alone = [_objective(current[t], np.eye(M)[m], K_OUT) for m in range(M)]
+            weights[t] = np.eye(M)[int(np.argmax(alone))]
     score = {t: _objective(current[t], weights[t], K_OUT) for t in types}
     for _ in range(ROUNDS):
         changed = False
@@ -349,7 +390,7 @@ def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tup
                 trial = [*params[:i], value, *params[i + 1 :]]
                 trial_parts = {t: parts(trial, t) for t in types}
                 trial_score = {t: _objective(trial_parts[t], weights[t], K_OUT) for t in types}
-                if sum(trial_score.values()) > sum(score.values()) + 1e-12:
+                if sum(trial_score.values()) > sum(score.values()) + max(MIN_GAIN, 1e-12):
                     params, current, score, changed = trial, trial_parts, trial_score, True
         for t in types:
             for m in range(M):
@@ -359,12 +400,12 @@ def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tup
                     if value == weights[t, m] or not w.any():
                         continue
                     s = _objective(current[t], w, K_OUT)
-                    if s > score[t] + 1e-12:
+                    if s > score[t] + max(MIN_GAIN, 1e-12):
                         weights[t], score[t], changed = w, s, True
         if not changed:
             break
     weights /= weights.max(1, keepdims=True)
-    fits = [TargetFit(kind, p, weights.copy(), c) for p, c in zip(params, cals)]
+    fits = [TargetFit(kind, p, weights.copy(), c, sc) for p, c, sc in zip(params, cals, scales)]
     return fits[0], sum(score.values()) / len(data.types), (fits[1] if tie_with is not None else None)
 
 
@@ -387,13 +428,13 @@ def fuse(pools: dict[str, Pool], types: np.ndarray, rows: np.ndarray, fits: dict
     """The answers of questions `rows`: per target int64 [n, K_OUT] item codes (-1 where even the fallback is short)."""
     out = {}
     for target in TARGETS:
-        tables = fits[target].tables(pools[target].depth, target)
         parts = []
         for start in range(0, len(rows), chunk):
             r = rows[start : start + chunk]
             pool = pools[target].take(r)
             w = fits[target].weights[types[r]]  # [n, M]
-            cols = top_columns(ranking_key(pool, fused_scores(aggregate(pool, types[r], tables), w)), K_OUT[target])
+            agg = aggregate(pool, fits[target].values(pool, types[r], target))
+            cols = top_columns(ranking_key(pool, fused_scores(agg, w)), K_OUT[target])
             parts.append(np.where(cols >= 0, np.take_along_axis(pool.items, np.maximum(cols, 0), 1), -1))
         out[target] = np.concatenate(parts) if parts else np.zeros((0, K_OUT[target]), dtype=np.int64)
     return out

@@ -61,7 +61,7 @@ from trainer.device import pick_device
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "ensemble_weights.json"
 HELDOUT_FILE = "hybrid_heldout.json"  # the held-out answers: each half answered with the other half's weights
-DEFAULT_FUSION = "exp"
+DEFAULT_FUSION = "score"
 
 
 def known_members() -> tuple[str, ...]:
@@ -188,8 +188,8 @@ def encode(rankings: Sequence[Ranked], fallback: tuple[np.ndarray, np.ndarray]) 
     codes[present] = inverse
     parts = np.split(codes, np.cumsum([t.size for t in tag_lists])[:-1])
     tags = [c.reshape(t.shape) for c, t in zip(parts, tag_lists)]
-    pools = {"songs": fusion.Pool.build([r.songs for r in rankings], fallback[0]),
-             "tags": fusion.Pool.build(tags[:-1], tags[-1])}
+    pools = {"songs": fusion.Pool.build([r.songs for r in rankings], fallback[0], [r.song_scores for r in rankings]),
+             "tags": fusion.Pool.build(tags[:-1], tags[-1], [r.tag_scores for r in rankings])}
     return Encoded(pools, names.astype(object), {t: i for i, t in enumerate(names.tolist())})
 
 
@@ -213,10 +213,12 @@ def fit_json(fits: dict[str, fusion.TargetFit], members: Sequence[str]) -> dict:
     out = {"fusion": {"kind": fits["songs"].kind, **{t: fits[t].param for t in fusion.TARGETS}},
            "weights": {qt: {t: {m: round(float(fits[t].weights[i, j]), 6) for j, m in enumerate(members)}
                             for t in fusion.TARGETS} for i, qt in enumerate(QUESTION_TYPES)},
-           "calibration": None}
+           "calibration": None, "scale": None}
     if fits["songs"].kind == "calibrated":
         out["calibration"] = {t: {qt: {m: [float(x) for x in fits[t].calibration[i, j]] for j, m in enumerate(members)}
                                   for i, qt in enumerate(QUESTION_TYPES)} for t in fusion.TARGETS}
+    if fits["songs"].kind == "score":
+        out["scale"] = {t: {m: float(fits[t].scale[j]) for j, m in enumerate(members)} for t in fusion.TARGETS}
     return out
 
 
@@ -252,7 +254,7 @@ def parse_fit(obj: dict, members: Sequence[str], where: str) -> dict[str, fusion
                 raise InputError(f"{where}: fusion.{t}: the calibrated fusion has no parameter (null), got {spec[t]!r}")
             params[t] = None
         else:
-            params[t] = _number(spec[t], f"{where}: fusion.{t}", positive=kind == "exp")
+            params[t] = _number(spec[t], f"{where}: fusion.{t}", positive=kind in ("exp", "score"))
     weights = _mapping(obj.get("weights"), f"{where}: weights", QUESTION_TYPES)
     arrays = {t: np.zeros((fusion.N_TYPES, len(members))) for t in fusion.TARGETS}
     for i, qt in enumerate(QUESTION_TYPES):
@@ -279,7 +281,15 @@ def parse_fit(obj: dict, members: Sequence[str], where: str) -> dict[str, fusion
                     cal[t][i, j] = [_number(v, key, positive=True) for v in values]
     elif obj.get("calibration") is not None:
         raise InputError(f"{where}: calibration: only the calibrated fusion has one (null), got a value")
-    return {t: fusion.TargetFit(kind, params[t], arrays[t], cal[t]) for t in fusion.TARGETS}
+    scale = {t: None for t in fusion.TARGETS}
+    if kind == "score":
+        per_target = _mapping(obj.get("scale"), f"{where}: scale", fusion.TARGETS)
+        for t in fusion.TARGETS:
+            per_member = _mapping(per_target[t], f"{where}: scale.{t}", members)
+            scale[t] = np.array([_number(per_member[m], f"{where}: scale.{t}.{m}", positive=True) for m in members])
+    elif obj.get("scale") is not None:
+        raise InputError(f"{where}: scale: only the score fusion has one (null), got a value")
+    return {t: fusion.TargetFit(kind, params[t], arrays[t], cal[t], scale[t]) for t in fusion.TARGETS}
 
 
 @dataclass

@@ -3,7 +3,7 @@ questions they were not fitted to (predictor/hybrid.py describes the method).
 
     python -m predictor.search_weights [--dataset_dir=dataset] [--output_dir=output] \\
         [--members=songs_tags_artists,plylst_title,playlist_knn] [--fusion=exp] [--seed=0] [--seeds=0,1,2] \\
-        [--tie_song_tag_weights] [--compare] [--gpu=-1] [--bs=128]
+        [--separate_tag_weights] [--compare] [--gpu=-1] [--bs=128]
 
 1. Every member's candidates for {dataset_dir}/questions/val.json, computed once.
 2. The questions are split into two halves within each question type (numpy generator seeded --seed). The fusion is
@@ -13,7 +13,7 @@ questions they were not fitted to (predictor/hybrid.py describes the method).
 3. The fusion fitted on all the validation questions, for new questions (Ensemble.py --weights), goes with the
    folds' weights and held-out scores into {output_dir}/ensemble_weights.json (predictor/hybrid.py: load_weights).
 
---compare first prints the held-out score of every fusion, with song and tag weights searched apart and tied.
+--compare first prints the held-out score of every fusion, with the song and tag weights tied and searched apart.
 """
 from __future__ import annotations
 
@@ -81,16 +81,16 @@ def header() -> str:
 
 def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
          fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
-         tie_song_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
+         separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
          answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> None:
     """Search, report and write the hybrid's weights (`search`; see its arguments)."""
-    search(dataset_dir, output_dir, members, fusion, seed, seeds, tie_song_tag_weights, compare, question_path,
+    search(dataset_dir, output_dir, members, fusion, seed, seeds, separate_tag_weights, compare, question_path,
            answer_path, gpu, bs, amp)
 
 
 def search(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
            fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
-           tie_song_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
+           separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
            answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> dict:
     """Search, report and write the hybrid's weights; returns the weights file's content.
 
@@ -102,8 +102,9 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
         fusion: exp, rrf or calibrated (predictor/hybrid.py).
         seed: seeds the split of the questions into halves.
         seeds: BERT seed ensembles: the soft vote of the run folders {model}_seed{s} (train.py --seeds).
-        tie_song_tag_weights: one weight per member and type for songs and tags (default: each its own).
-        compare: first print the held-out score of every fusion, weights apart and tied.
+        separate_tag_weights: search the tag weights apart from the song weights (default: one weight per member and
+            question type for both, which did as well or better on the held-out halves: predictor/hybrid.py).
+        compare: first print the held-out score of every fusion, song and tag weights tied and apart.
         question_path: default {dataset_dir}/questions/val.json.
         answer_path: default {dataset_dir}/answers/val.json.
         gpu: device for the BERT members (-1 = CPU; unset = cuda:0 when there is one).
@@ -142,17 +143,17 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
         r = evaluate_from_data(answers, hybrid.to_records(ids, fu.fuse(enc.pools, qs.types, every, alone), enc),
                                qs.records)
         print(score_line(f"{m} alone", r))
-    configs = [(k, tie) for k in fu.FUSIONS for tie in (False, True)] if compare else []
-    configs.append((fusion, tie_song_tag_weights))
+    configs = [(k, tie) for k in fu.FUSIONS for tie in (True, False)] if compare else []
+    configs.append((fusion, not separate_tag_weights))
     search_start = time.perf_counter()
     for kind, tie in configs:
         t0 = time.perf_counter()
         results, folds, fold_fits = heldout(enc, qs, answers, codes, seed, kind, tie)
         total = evaluate_from_data(answers, results, qs.records)
-        label = f"hybrid {kind}{' tied' if tie else ''} (held-out)"
+        label = f"hybrid {kind}{'' if tie else ' separate'} (held-out)"
         print(score_line(label, total) + f"  [{time.perf_counter() - t0:.1f}s]")
     search_seconds = time.perf_counter() - search_start
-    fits = fu.fit(enc.pools, qs.types, every, codes, fusion, tie_song_tag_weights)
+    fits = fu.fit(enc.pools, qs.types, every, codes, fusion, not separate_tag_weights)
     in_sample = evaluate_from_data(answers, hybrid.to_records(ids, fu.fuse(enc.pools, qs.types, every, fits), enc),
                                    qs.records)
     print(score_line("hybrid fitted on all (in-sample)", in_sample) + "  (optimistic: scored on its own fit)")
@@ -165,7 +166,7 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
              "train_sha256": hybrid.file_sha256(paths["orig_train"]), "n_questions": len(ids),
              "vocab_hash": load_dumps(output_dir).vocab.hash if any(m in RUNS for m in members) else None}
     obj = {"format_version": hybrid.FORMAT_VERSION, "members": members, "seeds": seeds,
-           **hybrid.fit_json(fits, members), "tie_song_tag_weights": tie_song_tag_weights, "seed": seed,
+           **hybrid.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
            "split": split,
            "heldout": {**total, "results": hybrid.HELDOUT_FILE, "results_sha256": hybrid.file_sha256(heldout_path),
                        "how": "each half of the questions answered with the weights fitted on the other half"},

@@ -67,43 +67,52 @@ def test_value_functions_by_hand():
     cal = np.arange(4 * 1 * 3, dtype=float).reshape(4, 1, 3) + 1  # bins [0,1) [1,3) [3,6)
     table = fusion.value_tables("calibrated", None, 1, 6, cal, (0, 1, 3, 6))
     assert table[2, 0].tolist() == [7, 8, 8, 9, 9, 9]
+    pool = fusion.Pool.build([np.array([[4, 7, -1]])], np.array([[1]]), [np.array([[3.0, -2.0, 0.0]])])
+    (score,) = fusion.member_values(pool, np.array([0]), "songs", "score", 2.0, scale=np.array([1.5]))
+    assert np.allclose(score[0, :2], [(3.0 / 1.5) ** 2, 1e-12])  # a score <= 0 gets the floor 1e-6, squared
+    assert fusion.score_scale(fusion.Pool.build([np.array([[1], [2], [3]])], np.zeros((3, 0), np.int64),
+                                                [np.array([[0.2], [0.9], [0.5]])])).tolist() == [0.5]
 
 
 def literal_fuse(lists: list[list[list[int]]], fallback: list[list[int]], types: list[int], w: np.ndarray,
                  f, k: int) -> list[list[int]]:
-    """Per question: summed w[type, m] * f(rank) over the members' lists; positive scores by descending score (ties:
-    first inserted), then the fallback's items in order, without repeats; k items at most."""
+    """Per question: summed w[type, m] * f(m, question, rank) over the members' lists; positive scores by descending
+    score (ties: first inserted), then the fallback's items in order, without repeats; k items at most."""
     out = []
     for i, t in enumerate(types):
         score: dict[int, float] = {}
         for m, rows in enumerate(lists):
             for r, item in enumerate(x for x in rows[i] if x >= 0):
-                score[item] = score.get(item, 0.0) + w[t, m] * f(r)
+                score[item] = score.get(item, 0.0) + w[t, m] * f(m, i, r)
         ranked = sorted((x for x in score if score[x] > 0), key=lambda x: -score[x])
         ranked += [x for x in fallback[i] if x not in ranked]
         out.append(ranked[:k])
     return out
 
 
-@pytest.mark.parametrize("kind,param", [("exp", 3.0), ("rrf", 2.0)])
+@pytest.mark.parametrize("kind,param", [("exp", 3.0), ("rrf", 2.0), ("score", 2.0)])
 def test_fuse_matches_literal_reference(kind, param):
     rng = np.random.default_rng(7)
     N, K = 40, 12
-    lists = []
+    lists, scores = [], []
     for m in range(3):
         rows = np.full((N, K), -1, dtype=np.int64)
         for i in range(N):
             n = int(rng.integers(0, K + 1)) if m else K
             rows[i, :n] = rng.choice(30, n, replace=False)
         lists.append(rows)
+        scores.append(-np.sort(-rng.choice([0.5, 1.0, 2.0, 3.0], size=(N, K)), axis=1))  # equal scores too
     fallback = np.stack([rng.choice(30, 8, replace=False) for _ in range(N)])
     types = rng.integers(0, 4, N)
     w = rng.choice([0.0, 0.5, 1.0, 2.0], size=(4, 3))  # equal weights and shared items make ties
     w[w.sum(1) == 0, 0] = 1.0
-    pool = fusion.Pool.build(lists, fallback)
-    fits = {t: fusion.TargetFit(kind, param, w) for t in fusion.TARGETS}
+    scale = np.array([1.0, 2.0, 0.5])
+    pool = fusion.Pool.build(lists, fallback, scores)
+    fits = {t: fusion.TargetFit(kind, param, w, scale=scale) for t in fusion.TARGETS}
     got = fusion.fuse({"songs": pool, "tags": pool}, types, np.arange(N), fits)["tags"]  # K_OUT tags = 10
-    f = (lambda r: np.float32(math.exp(-r / param))) if kind == "exp" else (lambda r: np.float32(1 / (param + r + 1)))
+    f = {"exp": lambda m, i, r: np.float32(math.exp(-r / param)),
+         "rrf": lambda m, i, r: np.float32(1 / (param + r + 1)),
+         "score": lambda m, i, r: np.float32(scores[m][i, r] / scale[m]) ** np.float32(param)}[kind]
     want = literal_fuse([x.tolist() for x in lists], fallback.tolist(), types.tolist(), w.astype(np.float32), f, 10)
     assert [[x for x in row if x >= 0] for row in got.tolist()] == want
 
@@ -172,12 +181,12 @@ def test_search_never_reads_the_half_it_is_scored_on(data):
     qs, enc, codes = _pools(data)
     a, b = fusion.halves(qs.types, seed=0)
     assert not set(a) & set(b) and len(a) + len(b) == len(codes)
-    fit_a = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, a), a, "exp")  # raises on any answer of half B
+    fit_a = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, a), a, "score")  # raises on any answer of half B
     # garbage answers on half B leave the fit on half A unchanged, and change the fit on half B
     rng = np.random.default_rng(0)
     garbage = [{"songs": rng.choice(480, 5).tolist(), "tags": []} if i in set(b) else c for i, c in enumerate(codes)]
-    folds_true = fusion.cross_fit(enc.pools, qs.types, codes, 0, "exp")
-    folds_garbage = fusion.cross_fit(enc.pools, qs.types, garbage, 0, "exp")
+    folds_true = fusion.cross_fit(enc.pools, qs.types, codes, 0, "score")
+    folds_garbage = fusion.cross_fit(enc.pools, qs.types, garbage, 0, "score")
     assert _weights(folds_true[0][2]) == _weights(folds_garbage[0][2]) == _weights(fit_a)
     assert _weights(folds_true[1][2]) != _weights(folds_garbage[1][2])
 
@@ -191,7 +200,7 @@ def test_heldout_score_is_what_evaluate_gives_and_is_reproducible(searched, data
     written = json.loads((out / hybrid.HELDOUT_FILE).read_text(encoding="utf-8"))
     ids = [q["id"] for q in data["questions"]]
     for fit_rows, scored in (fusion.halves(qs.types, 0), fusion.halves(qs.types, 0)[::-1]):
-        fits = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, fit_rows), fit_rows, "exp")
+        fits = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, fit_rows), fit_rows, hybrid.DEFAULT_FUSION, tie=True)
         want = hybrid.to_records([ids[i] for i in scored], fusion.fuse(enc.pools, qs.types, scored, fits), enc)
         assert [written[i] for i in scored] == want
     again = search_weights.search(dataset_dir=str(root), output_dir=str(tmp_path), members=MEMBERS)
@@ -226,6 +235,7 @@ def _break(obj: dict, path: tuple, value) -> dict:
     (("weights", "title only", "songs"), {"playlist_knn": 0, "most_popular": 0.0}, "every weight is 0"),
     (("weights", "songs only", "songs", "als_typo"), 1.0, "unknown key 'als_typo'"),
     (("fusion", "kind"), "mean", "fusion.kind: unknown fusion 'mean'"),
+    (("scale", "songs", "playlist_knn"), 0.0, "scale.songs.playlist_knn: expected a finite number > 0"),
     (("folds", 0, "weights", "tags only", "tags", "playlist_knn"), "1", "folds[0]: weights.tags only.tags"),
 ])
 def test_bad_weights_files_name_file_and_key(searched, tmp_path, path, value, message):
@@ -237,11 +247,7 @@ def test_bad_weights_files_name_file_and_key(searched, tmp_path, path, value, me
 
 
 def test_missing_checkpoint_is_named(searched, tmp_path):
-    obj = _break(searched["obj"], ("members",), ["plylst_title", "playlist_knn"])
-    for qt in QUESTION_TYPES:
-        for t in fusion.TARGETS:
-            obj["weights"][qt][t] = {"plylst_title": 1.0, "playlist_knn": 1.0}
-    obj["folds"] = []
+    obj = json.loads(json.dumps(searched["obj"]).replace('"most_popular"', '"plylst_title"'))  # a BERT member
     path = tmp_path / "w.json"
     path.write_text(json.dumps(obj), encoding="utf-8")
     hybrid.load_weights(path)  # fine without an output_dir to check
