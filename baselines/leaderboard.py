@@ -79,7 +79,7 @@ def chart(rows: list[tuple[str, dict, float]], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     groups = ["overall", *QUESTION_TYPES]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / max(len(rows), 1)
     for i, (name, r, _) in enumerate(rows):
         values = [r["score"]] + [r.get("by_type", {}).get(t, {}).get("score", 0.0) for t in QUESTION_TYPES]
@@ -87,7 +87,7 @@ def chart(rows: list[tuple[str, dict, float]], path: Path, title: str) -> None:
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("score (0.85 song nDCG@100 + 0.15 tag nDCG@10)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:

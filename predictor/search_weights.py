@@ -71,12 +71,12 @@ def heldout(enc: hybrid.Encoded, qs: hybrid.Questions, answers: list[dict], code
 
 def score_line(label: str, r: dict) -> str:
     by = r.get("by_type", {})
-    return f"{label:<34} {r['score']:.6f} " + " ".join(
+    return f"{label:<40} {r['score']:.6f} " + " ".join(
         f"{by[t]['score']:.6f}" if t in by else f"{'-':>8}" for t in QUESTION_TYPES)
 
 
 def header() -> str:
-    return f"{'':<34} {'overall':>8} " + " ".join(f"{t[:8]:>8}" for t in QUESTION_TYPES)
+    return f"{'':<40} {'overall':>8} " + " ".join(f"{t[:8]:>8}" for t in QUESTION_TYPES)
 
 
 def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
