@@ -1,4 +1,4 @@
-"""The hybrid ensemble: any members, their candidate lists fused by rank with weights per question type that
+"""The hybrid ensemble: any members, their candidate lists fused with weights per question type that
 predictor/search_weights.py searches on the local validation questions (and reports on the half it did not fit on).
 
 Members: the BERT models by run folder (songs_tags_artists, plylst_title; with `seeds`, the soft vote of their
@@ -8,30 +8,54 @@ tags that survive the seen and date filters, none for the questions the model do
 song ids and tag strings; a baseline proposes its first 500 songs / 50 tags from {dataset_dir}/orig/train.json
 (and song_meta.json when present). Songs are fused by raw song id, so members with different vocabularies mix.
 
-Fusion (predictor/fusion.py): a member's candidate at 0-based rank r is worth f(r), and an item's score for a
-question of type t (evaluate.QUESTION_TYPES) is the sum over the members proposing it of w[t, member] * f(r);
-songs and tags have their own weights and fusion parameter. The answer is the 100 songs / 10 tags of highest
-score, topped up from popularity over orig/train.json, skipping the question's own items and (with song_meta.json)
-songs issued after its updt_date. Fusions implemented:
+Fusion (predictor/fusion.py): each candidate gets a value f, and an item's score for a question of type t
+(evaluate.QUESTION_TYPES) is the sum over the members proposing it of w[t, member] * f. The answer is the 100 songs /
+10 tags of highest score, topped up from popularity over orig/train.json, skipping the question's own items and
+(with song_meta.json) songs issued after its updt_date. Fusions, each with its parameter searched per target:
 
-- exp: f(r) = exp(-r / T), T searched per target;
-- rrf: f(r) = 1 / (k + r + 1), reciprocal rank fusion, k searched per target;
-- calibrated: f(r) = the rate at which the member's rank-r candidates were answer items on the fit questions of the
-  same type (binned ranks, shrunk towards the member's overall rate, non-increasing): a probability on one scale
-  for every member, then weighted as the others.
+- score (default): f = max(s / c, 1e-6) ** p, the member's own score s of the candidate (a sigmoid probability, a sum
+  of neighbour similarities, an ALS dot product, ...) over c, the median of the member's best score on the fit
+  questions, so that members of unrelated scales mix; p in 0.25..4;
+- exp: f = exp(-r / T) of the 0-based rank r; rrf: f = 1 / (k + r + 1), reciprocal rank fusion;
+- calibrated: f = the rate at which the member's candidates of that rank were answer items on the fit questions of
+  the same type (binned ranks, shrunk towards the member's overall rate, non-increasing): a probability on one scale
+  for every member.
 
-Member scores themselves are not fused: they are on unrelated scales (sigmoid probabilities of models trained for
-different inputs, sums of kNN similarities), which is what rank fusion and calibration avoid.
+Why score, with one weight vector per question type for songs and tags ("tied"): held-out score (each half scored
+with the weights fitted on the other half), mean of the splits seeded 0 and 1 (`search_weights --compare --seed=S`);
+members "3" = songs_tags_artists, plylst_title, playlist_knn; "6" = those and item_cf, als, bm25 (the peers, measured
+from their branch before the merge); demo: BERT models trained 15 + 16 epochs (scores 0.3316 / 0.3718); real1: the
+real split of test.json, BERT models time-boxed to 8 minutes (popularity level):
 
-Default: exp. Measured held-out scores (each half scored with the weights fitted on the other half, seed 0; song and
-tag weights searched apart):
+| split, members | best single | exp | rrf | calibrated | score | score, song/tag weights apart |
+|---|---:|---:|---:|---:|---:|---:|
+| demo, 3 | 0.401468 (kNN) | 0.401999 | 0.402435 | 0.401928 | **0.402987** | 0.402259 |
+| demo, 6 | 0.401468 (kNN) | 0.402506 | 0.404371 | 0.404226 | **0.404871** | 0.404197 |
+| real1, 3 | 0.070450 (kNN) | 0.069820 | 0.069828 | 0.070067 | 0.069915 | 0.069625 |
+| real1, 6 | 0.075281 (ALS) | 0.077096 | 0.076824 | 0.076961 | 0.077819 | **0.077895** |
 
-| split | exp | rrf | calibrated |
-|---|---:|---:|---:|
-| demo (800 questions; both BERT models 4 + 4 min, playlist_knn, most_popular) | see README | | |
+score is the best fusion in three of the four (and 0.00015 from calibrated in the fourth, where no fusion beats the
+kNN: there the BERT members add nothing); tied weights beat separate ones in 14 of the 16 pairs (not shown: the
+other fusions), by fewer parameters to fit on a half (title-only questions: 25 per half on the demo).
 
-The weights file (`{output_dir}/ensemble_weights.json`, written by search_weights) is read strictly by
-`load_weights`; see `weights_json` for its keys.
+The weights file `{output_dir}/ensemble_weights.json` (written by search_weights, read strictly by `load_weights`):
+
+    format_version   1
+    members          member names, in fusion order (ties between equal scores go to the earlier member)
+    seeds            null, or the seeds of the BERT members' seed ensembles ({run}_seed{s})
+    fusion           {"kind", "songs": parameter, "tags": parameter} (T, k or p; null for calibrated)
+    weights          {question type: {"songs": {member: w}, "tags": {member: w}}}, every type, w >= 0, not all 0
+    calibration      calibrated only: {target: {question type: {member: [hit rate per rank bin]}}}
+    scale            score only: {target: {member: c}}
+    tie_song_tag_weights, seed
+    split            dataset_dir, question_path, answer_path, sha256 of the questions, answers and orig/train.json,
+                     n_questions, vocab_hash (of the dumps, with BERT members)
+    heldout          the held-out score (music_ndcg, tag_ndcg, score, count, by_type) of `results` (hybrid_heldout.json
+                     beside it, with its sha256): each half answered with the weights fitted on the other half
+    folds            per half: fit_on, n_fit, n_heldout, heldout (its score), fusion, weights, calibration, scale
+    seconds          members' candidates, search, total
+
+fusion / weights / calibration / scale at the top are fitted on all the validation questions, for new questions.
 """
 from __future__ import annotations
 
