@@ -406,7 +406,7 @@ def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tup
             break
     weights /= weights.max(1, keepdims=True)
     fits = [TargetFit(kind, p, weights.copy(), c, sc) for p, c, sc in zip(params, cals, scales)]
-    return fits[0], sum(score.values()) / len(data.types), (fits[1] if tie_with is not None else None)
+    return fits[0], sum(score.values()) / max(len(data.types), 1), (fits[1] if tie_with is not None else None)
 
 
 def fit(pools: dict[str, Pool], types: np.ndarray, rows: np.ndarray, answers: Sequence[dict[str, list[int]]],

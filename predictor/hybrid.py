@@ -353,7 +353,10 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
                               or len(set(seeds)) != len(seeds)):
         raise InputError(f"{path}: seeds: expected null or a list of distinct seeds (integers >= 0), got {seeds!r}")
     fits = parse_fit(obj, members, str(path))
-    for i, fold in enumerate(obj.get("folds") or []):
+    folds = obj.get("folds", [])
+    if not isinstance(folds, list) or not all(isinstance(f, dict) for f in folds):
+        raise InputError(f"{path}: folds: expected a list of objects (one per half)")
+    for i, fold in enumerate(folds):
         parse_fit(fold, members, f"{path}: folds[{i}]")
     if output_dir is not None:
         for m in members:
@@ -414,7 +417,9 @@ def heldout_results(output_dir: str | Path, question_path: str | Path, answer_pa
     if not path.is_file():
         return f"no {path}; run python -m predictor.search_weights --output_dir={output_dir} first"
     w = load_weights(path)
-    split, held = w.raw.get("split") or {}, w.raw.get("heldout") or {}
+    split, held = w.raw.get("split"), w.raw.get("heldout")
+    if not isinstance(split, dict) or not isinstance(held, dict):
+        return f"{path} has no split or heldout record; search again"
     for key, file in (("questions_sha256", question_path), ("answers_sha256", answer_path)):
         if split.get(key) != file_sha256(file):
             return f"{path} was searched on other {key.split('_')[0]} than {file}"
