@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -284,3 +285,47 @@ def test_leaderboard_hybrid_row_and_chart(searched, tmp_path):
     other.write_text(json.dumps(answers[::-1]), encoding="utf-8")
     leaderboard.main(dataset_dir=str(root), output_dir=str(out), answer_path=str(other), gpu=-1)
     assert "hybrid_heldout (" in (out / "leaderboard.md").read_text(encoding="utf-8")  # listed under "Not run"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# BERT members
+
+
+def test_bert_member_proposes_what_the_blend_takes_from_it():
+    """A stand-in model's Ranked: its first survivors (seen and future songs skipped), as raw ids and tag strings,
+    with sigmoid probabilities; the questions it does not accept get empty rows."""
+    from test_ensemble import CPU, S, T, FixedItems, make_questions, make_vocab
+
+    rng = np.random.default_rng(2)
+    q = make_questions([[3, 4], [], [5]], [[1], [], []], [False, True, False], [20150101] * 3)
+    logits = (rng.normal(size=(3, S)) * 3, rng.normal(size=(3, T)) * 3)
+    dates = np.where(np.arange(S) % 7 == 0, 20200101, 0).astype(np.int32)
+    dumps = SimpleNamespace(vocab=make_vocab(), song_issue_dates=dates)
+    got = hybrid.bert_ranked(FixedItems(*logits), q, dumps, CPU, bs=2)
+    assert got.ids.tolist() == q.ids.tolist()
+    for i, (seen_songs, seen_tags) in enumerate((([3, 4], [1]), ([], []), ([5], []))):
+        if i == 1:  # no in-vocab song or tag: model 1 does not answer
+            assert (got.songs[i] == -1).all() and all(t is None for t in got.tags[i])
+            continue
+        songs = [s for s in np.argsort(-logits[0][i], kind="stable") if s not in seen_songs and dates[s] <= 20150101]
+        tags = [t for t in np.argsort(-logits[1][i], kind="stable") if t not in seen_tags]
+        assert got.songs[i][got.songs[i] >= 0].tolist() == [1000 + s for s in songs]  # S = 150 < 500: all of them
+        assert [t for t in got.tags[i] if t is not None] == [f"tag{t}" for t in tags]
+        p = 1 / (1 + np.exp(-logits[0][i][songs]))
+        assert np.allclose(got.song_scores[i][: len(songs)], p, atol=1e-6)
+
+
+def test_search_and_answer_with_a_bert_member(small_dataset, run_root, tmp_path):
+    """The weight search and Ensemble.py --weights with a (randomly initialised) BERT checkpoint as a member."""
+    from test_seed_ensemble import _save
+
+    dataset, out = small_dataset / "dataset", run_root / "output"
+    dumps = hybrid.load_dumps(out)
+    _save(out / "songs_tags_artists" / "best.pt", dumps, 0)
+    obj = search_weights.search(dataset_dir=str(dataset), output_dir=str(out), gpu=-1)  # default members
+    assert obj["members"][:2] == ["songs_tags_artists", "playlist_knn"] and "plylst_title" not in obj["members"]
+    assert obj["split"]["vocab_hash"] == dumps.vocab.hash
+    results = tmp_path / "r.json"
+    Ensemble.main(gpu=-1, dataset_dir=str(dataset), output_dir=str(out), out_path=str(results),
+                  question_path=str(dataset / "questions" / "val.json"), weights=str(out / hybrid.WEIGHTS_FILE))
+    evaluate_files(dataset / "answers" / "val.json", results)  # valid: every list 100 songs, 10 tags, distinct
