@@ -47,7 +47,7 @@ def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_
                                                 ("title_tag_weight", title_tag_weight, TITLE_TAG_WEIGHT),
                                                 ("seeds", seeds, None)) if v != default]
         if given:
-            raise UsageError(f"{', '.join(given)} belong to the original blend; with --weights the weights file "
+            raise UsageError(f"{', '.join(given)}: only for the original blend; with --weights the weights file "
                              f"decides (its members, weights and seeds)")
         hybrid.run(weights, question_path, out_path, dataset_dir, output_dir, gpu, bs, amp)
         return
