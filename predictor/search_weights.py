@@ -83,23 +83,14 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list
          fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
          separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
          answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> None:
-    """Search, report and write the hybrid's weights (`search`; see its arguments)."""
-    search(dataset_dir, output_dir, members, fusion, seed, seeds, separate_tag_weights, compare, question_path,
-           answer_path, gpu, bs, amp)
-
-
-def search(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
-           fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
-           separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
-           answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> dict:
-    """Search, report and write the hybrid's weights; returns the weights file's content.
+    """Search, report and write the hybrid's weights.
 
     Args:
         dataset_dir: step 1's split (orig/train.json, questions/val.json, answers/val.json), song_meta.json if any.
         output_dir: dumps and BERT run folders come from here; ensemble_weights.json and hybrid_heldout.json go here.
         members: comma-separated member names (BERT run folders and baselines/rankers.py names); default every BERT
             run with a checkpoint and every ranker but most_popular.
-        fusion: exp, rrf or calibrated (predictor/hybrid.py).
+        fusion: score (default), exp, rrf or calibrated (predictor/hybrid.py explains them and the choice).
         seed: seeds the split of the questions into halves.
         seeds: BERT seed ensembles: the soft vote of the run folders {model}_seed{s} (train.py --seeds).
         separate_tag_weights: search the tag weights apart from the song weights (default: one weight per member and
@@ -111,6 +102,15 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
         bs: question batch size for the BERT members.
         amp: bf16 autocast for the BERT members on CUDA.
     """
+    search(dataset_dir, output_dir, members, fusion, seed, seeds, separate_tag_weights, compare, question_path,
+           answer_path, gpu, bs, amp)
+
+
+def search(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
+           fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
+           separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
+           answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> dict:
+    """`main` (see its arguments), returning the weights file's content."""
     check_flags(fusion=(fusion in fu.FUSIONS, " or ".join(fu.FUSIONS)),
                 seed=(seed >= 0, "at least 0"), bs=(bs >= 1, "at least 1"),
                 seeds=(seeds is None or (len(seeds) > 0 and len(set(seeds)) == len(seeds) and min(seeds) >= 0),
