@@ -5,7 +5,11 @@ the first step that fails stops the run with its exit status. With --nproc_per_n
 processes of this machine through torchrun (`python -m torch.distributed.run --standalone`; trainer/distributed.py).
 
     python train.py [--gpu=0] [--dataset_dir=dataset] [--output_dir=output] [--max_minutes=30] [--epochs=300] \\
-        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume | --overwrite] [--skip_dump] [--nproc_per_node=N]
+        [--mlm_epochs=100] [--warmup_steps=4000] [--amp] [--resume | --overwrite] [--skip_dump] [--nproc_per_node=N] \\
+        [--seeds=0,1,2]
+
+With --seeds (a seed ensemble, for soft voting in Ensemble.py --seeds / the hybrid), each model is trained once per
+seed into its own run folder {model}_seed{s}; without it, once into {model} with the trainer's default seed.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import sys
 from pathlib import Path
 
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
-from predictor.ensembling import RUNS  # the run folders steps 2 and 3 write under output_dir
+from predictor.ensembling import RUNS, run_folder  # RUNS: the run folders steps 2 and 3 write under output_dir
 from trainer.loop import prepare_run_dir
 
 ROOT = Path(__file__).resolve().parent
@@ -46,7 +50,7 @@ def run_step(script: str, args: list[str], nproc_per_node: int | None = None) ->
 def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str = "output",
          max_minutes: float | None = None, epochs: int | None = None, mlm_epochs: int | None = None,
          warmup_steps: int | None = None, amp: bool = False, resume: bool = False, overwrite: bool = False,
-         skip_dump: bool = False, nproc_per_node: int | None = None) -> None:
+         skip_dump: bool = False, nproc_per_node: int | None = None, seeds: list[int] | None = None) -> None:
     """Dump, then train both models.
 
     Args:
@@ -63,6 +67,7 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
         skip_dump: reuse the dumps already in output_dir.
         nproc_per_node: train each model on this many processes of this machine (torchrun + DDP: one per GPU, or
             CPU processes with --gpu=-1); the global batch stays 128. Unset: one process, as the original.
+        seeds: train each model once per seed, into run folders {model}_seed{s} (e.g. 0,1,2); default one run each.
     """
     check_flags(max_minutes=(max_minutes is None or max_minutes > 0, "a positive number of minutes"),
                 epochs=(epochs is None or epochs >= 1, "at least 1"),
@@ -70,19 +75,24 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
                 warmup_steps=(warmup_steps is None or warmup_steps >= 1, "at least 1"),
                 nproc_per_node=(nproc_per_node is None or nproc_per_node >= 1, "at least 1"),
                 gpu=(nproc_per_node is None or gpu is None or gpu == -1,
-                     "unset or -1 with --nproc_per_node (each process uses its own GPU)"))
+                     "unset or -1 with --nproc_per_node (each process uses its own GPU)"),
+                seeds=(seeds is None or (len(seeds) > 0 and len(set(seeds)) == len(seeds) and min(seeds) >= 0),
+                       "distinct seeds >= 0, e.g. 0,1,2"))
     check_gpu(gpu)
     check_output_dir("output_dir", output_dir)
     for run in RUNS:  # refuse before step 1 runs, not after it (the trainers check again and move old runs aside)
-        prepare_run_dir(Path(output_dir) / run, resume, overwrite, dry_run=True)
+        for seed in seeds or [None]:
+            prepare_run_dir(Path(output_dir) / run_folder(run, seed), resume, overwrite, dry_run=True)
     dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
     common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
     if not skip_dump:
         run_step("data_loader/dump_datasets.py", common)
     train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
     train += flags(amp=amp, resume=resume, overwrite=overwrite)
-    run_step("trainer/songs_tags_artists_model_trainer.py", train, nproc_per_node)
-    run_step("trainer/plylst_title_model_trainer.py", train + flags(mlm_epochs=mlm_epochs), nproc_per_node)
+    for run, extra in ((RUNS[0], []), (RUNS[1], flags(mlm_epochs=mlm_epochs))):
+        for seed in seeds or [None]:
+            folder = flags(seed=seed, run_name=None if seed is None else run_folder(run, seed))
+            run_step(f"trainer/{run}_model_trainer.py", train + extra + folder, nproc_per_node)
 
 
 if __name__ == "__main__":

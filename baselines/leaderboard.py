@@ -2,12 +2,16 @@
 
 Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, and,
 when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
-code with only that member; the questions it does not accept get the cold-start answer).
+code with only that member; the questions it does not accept get the cold-start answer). The hybrid ensemble's row
+is its held-out score: the answers predictor/search_weights.py wrote beside {output_dir}/ensemble_weights.json, each
+half of the questions answered with the weights fitted on the other half (never on the answers it is scored on);
+used only when that search ran on these same question and answer files.
 
     python -m baselines.leaderboard [--dataset_dir=dataset] [--output_dir=output] \\
         [--question_path=dataset/questions/val.json] [--answer_path=dataset/answers/val.json] [--gpu=-1]
 
-Writes {output_dir}/leaderboard/<method>/results.json and the tables to {output_dir}/leaderboard.md.
+Writes {output_dir}/leaderboard/<method>/results.json, the tables to {output_dir}/leaderboard.md and a bar chart of
+the scores, overall and per question type, to {output_dir}/leaderboard.png.
 """
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ from baselines import genre_most_popular, implicit_als, implicit_bm25, item_cf, 
 from baselines.common import load_split
 from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, atomic_write, load_json, write_json
+from data_loader.jsonio import InputError, atomic_path, atomic_write, load_json, write_json
 from data_loader.split import split_paths
 from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
+from predictor import hybrid
 from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
 from trainer.device import pick_device
 
@@ -74,6 +79,36 @@ def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int)
         yield f"bert_{run}", method((run,))
 
 
+def hybrid_method(output_dir: str, question_path: Path, answer_path: Path) -> Iterator[tuple[str, Method | str]]:
+    """The hybrid ensemble's held-out answers (predictor/hybrid.py: heldout_results), when they fit this split."""
+    found = hybrid.heldout_results(output_dir, question_path, answer_path)
+    yield "hybrid_heldout", (f"skipped: {found}" if isinstance(found, str) else lambda: found)
+
+
+def chart(rows: list[tuple[str, dict, float]], path: Path, title: str) -> None:
+    """A grouped bar chart (PNG) of every method's score, overall and per question type."""
+    import matplotlib  # lazily: only the leaderboard draws
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = ["overall", *QUESTION_TYPES]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / max(len(rows), 1)
+    for i, (name, r, _) in enumerate(rows):
+        values = [r["score"]] + [r.get("by_type", {}).get(t, {}).get("score", 0.0) for t in QUESTION_TYPES]
+        ax.bar([g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))], values, width, label=name)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("score (0.85 song nDCG@100 + 0.15 tag nDCG@10)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+
+
 def markdown(rows: list[tuple[str, dict, float]], skipped: list[tuple[str, str]], question_path: Path) -> str:
     """The overall table, then one row per method and question type."""
     lines = [f"# Leaderboard: {question_path}", "",
@@ -83,6 +118,9 @@ def markdown(rows: list[tuple[str, dict, float]], skipped: list[tuple[str, str]]
     if any(name.startswith("bert_") and name != "bert_ensemble" for name, _, _ in rows):
         lines += ["", "bert_<model>: that model alone through the ensemble code; the questions it does not accept "
                   "get the cold-start answer (the most popular songs and tags)."]
+    if any(name == "hybrid_heldout" for name, _, _ in rows):
+        lines += ["", "hybrid_heldout: the hybrid ensemble's held-out score: each half of the questions answered with "
+                  "the weights predictor/search_weights.py fitted on the other half (its seconds: reading them)."]
     lines += ["", "## By question type", "", "| method | question type | count | music nDCG | tag nDCG | score |",
               "|---|---|---:|---:|---:|---:|"]
     for name, r, _ in rows:
@@ -113,11 +151,13 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
     check_output_dir("output_dir", output_dir)
     paths = split_paths(dataset_dir)
     question_path = Path(question_path or paths["val_questions"])
-    answers = load_json(answer_path or paths["val_answers"])
+    answer_path = Path(answer_path or paths["val_answers"])
+    answers = load_json(answer_path)
     questions = load_json(question_path)
     rows, skipped = [], []
     for name, method in [*baseline_methods(dataset_dir, question_path),
-                         *bert_methods(output_dir, question_path, gpu, bs)]:
+                         *bert_methods(output_dir, question_path, gpu, bs),
+                         *hybrid_method(output_dir, question_path, answer_path)]:
         if isinstance(method, str):
             print(f"{name}: {method}")
             skipped.append((name, method.removeprefix("skipped: ")))
@@ -133,7 +173,9 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
     table = markdown(rows, skipped, question_path)
     with atomic_write(Path(output_dir) / "leaderboard.md") as f:
         f.write(table)
+    chart(rows, Path(output_dir) / "leaderboard.png", f"{question_path} ({len(questions)} questions)")
     print("\n" + table)
+    print(f"chart: {Path(output_dir) / 'leaderboard.png'}")
 
 
 if __name__ == "__main__":

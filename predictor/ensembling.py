@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from data_loader.cli import check_flags, check_gpu, check_output_file
@@ -87,21 +88,61 @@ def weight_rules(title_importance: float = TITLE_IMPORTANCE,
     }
 
 
-def load_member(path: Path, dumps: Dumps, device: torch.device, rule: tuple[Callable, float], name: str) -> Member:
-    """A checkpoint as an eval-mode member; refuses one trained on other dumps (vocabulary, title model) or never
+class SeedAverage(PlaylistModel):
+    """Soft voting over one model trained with several seeds: its scores are the logits of the mean sigmoid
+    probability of its seed models, so that the candidates are ranked, and scored, by the averaged probability."""
+
+    def __init__(self, models: Sequence[PlaylistModel], sources: Sequence[str | Path]):
+        super().__init__()
+        first = models[0]
+        for model, source in zip(models, sources):
+            if type(model) is not type(first) or model.config != first.config:
+                raise InputError(f"{source}: another model or configuration than {sources[0]}; the seeds of a seed "
+                                 f"ensemble must differ only in their seed")
+        self.models = nn.ModuleList(models)
+        self.name, self.config = first.name, first.config
+
+    def accepts(self, q: Playlists) -> np.ndarray:
+        return self.models[0].accepts(q)
+
+    def question_batch(self, q: Playlists, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.models[0].question_batch(q, rows)
+
+    def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """logit(mean over seeds of sigmoid(logits)), in float64: songs [B, S], tags [B, T]."""
+        sums = [None, None]
+        for model in self.models:
+            for i, logits in enumerate(model.scores(batch)):
+                p = torch.sigmoid(logits.double())
+                sums[i] = p if sums[i] is None else sums[i].add_(p)
+        return tuple(torch.logit(total / len(self.models)) for total in sums)
+
+
+def run_folder(run: str, seed: int | None = None) -> str:
+    """The run folder of model `run` trained with `seed` (train.py --seeds); None: the single run folder `run`."""
+    return run if seed is None else f"{run}_seed{seed}"
+
+
+def load_run(output_dir: str | Path, run: str, dumps: Dumps, device: torch.device,
+             seeds: Sequence[int] | None = None) -> PlaylistModel:
+    """The best checkpoint of run folder `run`, or the soft vote of `{run}_seed{s}` for every seed, in eval mode
+    (no table dropout at inference); refuses a checkpoint trained on other dumps (vocabulary, title model) or never
     validated as a recommender (a model 2 stopped during MLM pre-training)."""
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found; train the model first (python train.py)")
-    model = load_model(path, device, dumps, recommender=True)  # eval mode: no table dropout at inference
-    return Member(model, rule[0], rule[1], name)
+    paths = [Path(output_dir) / run_folder(run, s) / "best.pt" for s in (seeds or [None])]
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"{path}: checkpoint not found; train the model first (python train.py"
+                             f"{' --seeds=' + ','.join(map(str, seeds)) if seeds else ''})")
+    models = [load_model(path, device, dumps, recommender=True) for path in paths]
+    return models[0] if len(models) == 1 else SeedAverage(models, paths).eval()
 
 
 def load_members(output_dir: str | Path, dumps: Dumps, device: torch.device, runs: Sequence[str] = RUNS,
-                 title_importance: float = TITLE_IMPORTANCE,
-                 title_tag_weight: float = TITLE_TAG_WEIGHT) -> list[Member]:
-    """The best checkpoint of each run folder, in `runs` order, with its weight rule."""
+                 title_importance: float = TITLE_IMPORTANCE, title_tag_weight: float = TITLE_TAG_WEIGHT,
+                 seeds: Sequence[int] | None = None) -> list[Member]:
+    """The best checkpoint of each run folder (or each run's seed ensemble), in `runs` order, with its weight rule."""
     rules = weight_rules(title_importance, title_tag_weight)
-    return [load_member(Path(output_dir) / run / "best.pt", dumps, device, rules[run], run) for run in runs]
+    return [Member(load_run(output_dir, run, dumps, device, seeds), *rules[run], run) for run in runs]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -155,10 +196,37 @@ def _mask(csr: CSR, offset: int, width: int, device: torch.device) -> torch.Tens
     return mask
 
 
-def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, rows: np.ndarray, vocab: Vocab,
-                     dates: torch.Tensor, device: torch.device, amp: bool, timer: StepTimer,
-                     counts: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Answer questions `rows` of `q`: song indices long [b, 100], tag indices long [b, 10]."""
+@dataclass
+class Candidates:
+    """One member's candidates for a batch of b questions, best first (ORIGINAL.md 4: the first SONG_KEEP surviving
+    songs of its top SONG_SEARCH, the first TAG_KEEP tags of its top TAG_SEARCH). Rows the member does not answer,
+    and the tail past the survivors, hold index -1 and probability 0."""
+
+    song_p: torch.Tensor  # float [b, SONG_KEEP] sigmoid probabilities
+    song_idx: torch.Tensor  # long [b, SONG_KEEP] song index in [0, S)
+    tag_p: torch.Tensor  # float [b, TAG_KEEP]
+    tag_idx: torch.Tensor  # long [b, TAG_KEEP] tag index in [0, T)
+
+
+@dataclass
+class BatchCandidates:
+    """Every member's candidates for a batch of questions, and the masks that filtered them."""
+
+    seen_songs: torch.Tensor  # bool [b, S] the question's own in-vocab songs
+    seen_tags: torch.Tensor  # bool [b, T]
+    banned: torch.Tensor  # bool [b, S] seen, or issued after the question's updt_date
+    n: torch.Tensor  # float64 [b] in-vocab songs + tags of the question
+    members: list[Candidates | None]  # per model, None where it answers none of the batch's questions
+
+
+def batch_candidates(models: Sequence[PlaylistModel], routes: np.ndarray, q: Playlists, rows: np.ndarray,
+                     vocab: Vocab, dates: torch.Tensor, device: torch.device, amp: bool,
+                     timer: StepTimer) -> BatchCandidates:
+    """Each model's candidates for questions `rows` of `q` (routes bool [M, N]: which model answers which question).
+
+    The one per-model candidate extraction: the faithful blend (`recommend`) and the hybrid ensemble
+    (predictor/hybrid.py) both take their members' candidates from here.
+    """
     b, S, T = len(rows), vocab.n_songs, vocab.n_tags
     with timer("candidates/blend"):
         sub = q.take(rows)
@@ -166,33 +234,50 @@ def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, ro
         seen_tags = _mask(sub.tags, S, T, device)  # [b, T]
         banned = seen_songs | issue_date_banned(dates, torch.from_numpy(sub.updt).to(device))  # [b, S]
         n = torch.from_numpy(sub.songs.lengths() + sub.tags.lengths()).to(device, torch.float64)  # [b]
-    # each member's candidates, -1 / 0 in the rows it does not answer; the empty pair stands for "no member at all"
-    song_idx = [torch.empty(b, 0, dtype=torch.long, device=device)]
-    song_score = [torch.empty(b, 0, dtype=torch.float64, device=device)]
-    tag_idx, tag_score = song_idx[:], song_score[:]
-    for member, accepts in zip(members, routes):
+    out = BatchCandidates(seen_songs, seen_tags, banned, n, [])
+    for model, accepts in zip(models, routes):
         local = np.flatnonzero(accepts[rows])
         if not len(local):
+            out.members.append(None)
             continue
         with timer("forward"):
-            batch = {k: v.to(device, non_blocking=True) for k, v in member.model.question_batch(q, rows[local]).items()}
+            batch = {k: v.to(device, non_blocking=True) for k, v in model.question_batch(q, rows[local]).items()}
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-                song_logits, tag_logits = member.model.scores(batch)  # [l, S], [l, T]
+                song_logits, tag_logits = model.scores(batch)  # [l, S], [l, T]
         with timer("candidates/blend"):
             at = torch.from_numpy(local).to(device)
             every = len(local) == b  # skip the row gathers in the common case
-            for logits, blocked, k_search, k_keep, weight, idx_out, score_out in (
-                (song_logits, banned, SONG_SEARCH, SONG_KEEP, member.song_weight(n[at])[:, None], song_idx, song_score),
-                (tag_logits, seen_tags, TAG_SEARCH, TAG_KEEP, member.tag_weight, tag_idx, tag_score),
-            ):
+            found = []
+            for logits, blocked, k_search, k_keep in ((song_logits, banned, SONG_SEARCH, SONG_KEEP),
+                                                      (tag_logits, seen_tags, TAG_SEARCH, TAG_KEEP)):
                 p, i = first_survivors(logits, blocked if every else blocked[at], k_search, k_keep)
                 idx = torch.full((b, k_keep), -1, dtype=torch.long, device=device)
-                score = torch.zeros(b, k_keep, dtype=torch.float64, device=device)
-                idx[at], score[at] = i, p.double() * weight
-                idx_out.append(idx)
-                score_out.append(score)
+                prob = torch.zeros(b, k_keep, dtype=p.dtype, device=device)
+                idx[at], prob[at] = i, p
+                found += [prob, idx]
+            out.members.append(Candidates(*found))
+    return out
 
+
+def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, rows: np.ndarray, vocab: Vocab,
+                     dates: torch.Tensor, device: torch.device, amp: bool, timer: StepTimer,
+                     counts: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Answer questions `rows` of `q`: song indices long [b, 100], tag indices long [b, 10]."""
+    b, S, T = len(rows), vocab.n_songs, vocab.n_tags
+    c = batch_candidates([m.model for m in members], routes, q, rows, vocab, dates, device, amp, timer)
+    seen_songs, seen_tags, banned = c.seen_songs, c.seen_tags, c.banned
+    # each member's weighted candidates (0 in the rows it does not answer); the empty pair stands for "no member"
+    song_idx = [torch.empty(b, 0, dtype=torch.long, device=device)]
+    song_score = [torch.empty(b, 0, dtype=torch.float64, device=device)]
+    tag_idx, tag_score = song_idx[:], song_score[:]
     with timer("candidates/blend"):
+        for member, cand in zip(members, c.members):
+            if cand is None:
+                continue
+            song_idx.append(cand.song_idx)
+            song_score.append(cand.song_p.double() * member.song_weight(c.n)[:, None])
+            tag_idx.append(cand.tag_idx)
+            tag_score.append(cand.tag_p.double() * member.tag_weight)
         songs = blend(torch.cat(song_idx, 1), torch.cat(song_score, 1), N_SONGS)
         tags = blend(torch.cat(tag_idx, 1), torch.cat(tag_score, 1), N_TAGS)
         cold = torch.from_numpy(~routes[:, rows].any(0)).to(device)
@@ -205,7 +290,7 @@ def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, ro
         counts["date filter relaxed"] += int(relaxed.sum())
         for what, out, k in (("songs", songs, N_SONGS), ("tags", tags, N_TAGS)):
             if (out < 0).any():
-                pid = int(sub.ids[int((out < 0).any(1).nonzero()[0, 0])])
+                pid = int(q.ids[rows[int((out < 0).any(1).nonzero()[0, 0])]])
                 raise InputError(f"playlist id {pid}: the vocabulary has too few {what} to recommend {k} "
                                  f"unseen ones ({S} songs, {T} tags)")
     return songs, tags
@@ -261,7 +346,7 @@ def read_questions(path: str | Path, dumps: Dumps) -> tuple[list[dict], Playlist
 def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
         title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
         out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset", output_dir: str = "output",
-        amp: bool = False, runs: Sequence[str] = RUNS) -> dict:
+        amp: bool = False, runs: Sequence[str] = RUNS, seeds: Sequence[int] | None = None) -> dict:
     """Recommend for a question file with the ensemble of the best checkpoints and write results.json.
 
     Args:
@@ -275,6 +360,7 @@ def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_I
         output_dir: the folder holding dumps/ and the run folders with best.pt.
         amp: bf16 autocast for the forward passes on CUDA.
         runs: the members, by run folder name (a subset gives one model alone; the rest is cold start).
+        seeds: each member is the soft vote of its run folders {run}_seed{s} (default: the run folder itself).
     Returns:
         the counts and the seconds per step (also printed).
     """
@@ -290,7 +376,7 @@ def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_I
     print(f"ensemble on {device}; dataset {dataset_dir}, models and dumps from {output_dir}")
     with timer("load"):
         dumps = load_dumps(output_dir)
-        members = load_members(output_dir, dumps, device, tuple(runs), title_importance, title_tag_weight)
+        members = load_members(output_dir, dumps, device, tuple(runs), title_importance, title_tag_weight, seeds)
     with timer("read+encode"):
         _, q = read_questions(question_path, dumps)
     rec = recommend(members, q, dumps.vocab, dumps.song_issue_dates, device, bs, amp, timer)

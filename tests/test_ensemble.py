@@ -95,6 +95,22 @@ def make_questions(songs: list[list[int]], tags: list[list[int]], titled: list[b
     )
 
 
+def random_case(seed: int, N: int, max_songs: int, max_tags: int, song_every: int, titled_p: float):
+    """N random questions (every song_every-th without songs, every 3rd without tags), song dates, and two models'
+    logits: (questions, dates, (song, tag) logits of model 1, of model 2)."""
+    rng = np.random.default_rng(seed)
+    songs = [rng.choice(S, rng.integers(0, max_songs), replace=False).tolist() if i % song_every else []
+             for i in range(N)]
+    tags = [rng.choice(T, rng.integers(0, max_tags), replace=False).tolist() if i % 3 else [] for i in range(N)]
+    titled = (rng.random(N) < titled_p).tolist()
+    updt = rng.choice([20100101, 20150101, 20200101], N).tolist()
+    q = make_questions(songs, tags, titled, updt)
+    dates = rng.choice([0, 20050101, 20120101, 20180101], S).astype(np.int32)
+    l1 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
+    l2 = (rng.normal(size=(N, S)) * 3, rng.normal(size=(N, T)) * 3)
+    return q, dates, l1, l2
+
+
 def members(l1, l2, **weights: float) -> list[ens.Member]:
     """The two stand-ins with the ensemble's weight rules: its defaults, or title_importance= / title_tag_weight=."""
     rules = ens.weight_rules(**weights)
@@ -199,7 +215,7 @@ def test_matches_literal_reference_when_candidates_run_short(monkeypatch):
     want_songs, want_tags = reference(q, l1, l2, dates, search=search, keep=keep)
     assert rec.songs.tolist() == want_songs
     assert rec.tags.tolist() == want_tags
-    cold = [not s and not t and not ti for s, t, ti in zip(songs, tags, titled)]
+    cold = [not len(s) and not len(t) and not ti for s, t, ti in zip(songs, tags, titled)]
     assert rec.counts["cold start"] == sum(cold) > 0
     assert rec.counts["songs filled from popularity"] > 0 and rec.counts["tags filled from popularity"] > 0
 

@@ -76,8 +76,14 @@ def check_data(ckpt: dict[str, Any], fingerprint: dict[str, str], path: str | os
 
 
 def is_recommender(ckpt: dict[str, Any]) -> bool:
-    """Whether the weights were chosen on a validation score as a recommender (not, e.g., mid-MLM weights)."""
-    return bool(ckpt.get("recommender", ckpt.get("best_score") is not None))
+    """Whether the weights were chosen on a validation score as a recommender (not, e.g., mid-MLM weights).
+
+    Checkpoints written by the trainer say so ("recommender"); an older trainer checkpoint without that key is one
+    when it has a best score; a bare weights file (no training state, e.g. a benchmark's untrained models) is
+    taken as the caller meant it."""
+    if "recommender" in ckpt:
+        return bool(ckpt["recommender"])
+    return "stage" not in ckpt or ckpt.get("best_score") is not None
 
 
 def build_model(model_name: str, model_config: dict[str, Any]) -> PlaylistModel:
