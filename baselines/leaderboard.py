@@ -1,6 +1,7 @@
 """Score every method that can run on the same questions and answers, overall and by question type.
 
-Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, and,
+Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, the
+competition's peers item_cf, als and bm25 (baselines/item_cf.py, implicit_als.py, implicit_bm25.py), and,
 when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
 code with only that member; the questions it does not accept get the cold-start answer). The hybrid ensemble's row
 is its held-out score: the answers predictor/search_weights.py wrote beside {output_dir}/ensemble_weights.json, each
@@ -10,8 +11,9 @@ used only when that search ran on these same question and answer files.
     python -m baselines.leaderboard [--dataset_dir=dataset] [--output_dir=output] \\
         [--question_path=dataset/questions/val.json] [--answer_path=dataset/answers/val.json] [--gpu=-1]
 
-Writes {output_dir}/leaderboard/<method>/results.json, the tables to {output_dir}/leaderboard.md and a bar chart of
-the scores, overall and per question type, to {output_dir}/leaderboard.png.
+Writes {output_dir}/leaderboard/<method>/results.json, the tables to {output_dir}/leaderboard.md, a bar chart of
+the scores, overall and per question type, to {output_dir}/leaderboard.png, and the validation curve of each trained
+run to {output_dir}/curves/<run>.png (trainer/curves.py).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from data_loader.split import split_paths
 from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
 from predictor import hybrid
 from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
+from trainer.curves import plot_runs
 from trainer.device import pick_device
 
 Method = Callable[[], list[dict]]
@@ -174,8 +177,10 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
     with atomic_write(Path(output_dir) / "leaderboard.md") as f:
         f.write(table)
     chart(rows, Path(output_dir) / "leaderboard.png", f"{question_path} ({len(questions)} questions)")
+    curves = plot_runs(output_dir)  # the validation score per epoch of each trained run
     print("\n" + table)
-    print(f"chart: {Path(output_dir) / 'leaderboard.png'}")
+    print(f"chart: {Path(output_dir) / 'leaderboard.png'}"
+          + (f"; validation curves: {', '.join(str(p) for p in curves)}" if curves else ""))
 
 
 if __name__ == "__main__":

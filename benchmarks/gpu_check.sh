@@ -101,7 +101,7 @@ phase "4 model 1, $TRAIN_MINUTES min" "${LIMITS[2]}" "$DEST/model1.txt" "$PY" \
     $GPU --max_minutes="$TRAIN_MINUTES" --valid_every=1 --log_every=100 --progress=False --tensorboard=False
 if [[ -f "$RUN/log.txt" ]]; then
     { echo "== log.txt"; cat "$RUN/log.txt"; } >> "$DEST/model1.txt"
-    "$PY" -m benchmarks.curves --output_dir="$WORK/bench/output" >/dev/null 2>&1 \
+    "$PY" -m trainer.curves --output_dir="$WORK/bench/output" >/dev/null 2>&1 \
         && cp "$WORK/bench/output/curves/songs_tags_artists.png" "$DEST/model1.png"
 fi
 

@@ -11,7 +11,7 @@ Phases, in order, on the sample dataset of the preset (data_loader/make_sample_d
     3. inference: the ensemble (predictor.ensembling.run) on the sample's leaderboard questions, dataset/val.json;
     4. evaluation time (and score) of its results against dataset/sample_answers/val.json;
     5. quality: the leaderboard (baselines.leaderboard) on step 1's local split, questions/ vs answers/val.json;
-       and the validation curve (PNG, benchmarks/curves.py) of every run trained into {work_dir}/output.
+       and the validation curve (PNG, trainer/curves.py) of every run trained into {work_dir}/output.
 
 Layout of work_dir: dataset/ (step 0's files and step 1's split), output/ (the dumps; train into it with
 `python train.py --dataset_dir=W/dataset --output_dir=W/output` to benchmark trained models), untrained/ (freshly
@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import torch
 
 from baselines import leaderboard
-from benchmarks.curves import plot_runs
+from trainer.curves import plot_runs
 from benchmarks.roofline import record_matmuls, time_matmuls
 from data_loader.cli import UsageError, check_flags, check_gpu, run_cli
 from data_loader.dumps import Dumps, load_dumps

@@ -1,6 +1,6 @@
 """Validation curves: one PNG per run in an output folder, the validation score per epoch from its checkpoint.
 
-    python -m benchmarks.curves [--output_dir=output]        -> {output_dir}/curves/{run}.png
+    python -m trainer.curves [--output_dir=output]        -> {output_dir}/curves/{run}.png
 
 A run is a folder of output_dir holding last.pt (or best.pt); its `history` (one dict per validation,
 trainer/loop.py) gives the points. Plotted: the score (0.85 song nDCG + 0.15 tag nDCG) per epoch of each stage that
