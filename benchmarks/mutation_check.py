@@ -133,7 +133,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       "artists_csr keeps one artist per song"),
     M("issue11-resume-epoch-done", "trainer/loop.py", "position = (si, epoch + 1, 0, True)",
       "position = (si, epoch, 0, True)", TRAINER, "resume after a finished epoch repeats it"),
-    M("issue11-resume-rng", "trainer/loop.py", 'torch.set_rng_state(ckpt["rng"]["torch"].cpu())', "pass",
+    M("issue11-resume-rng", "trainer/loop.py", 'torch.set_rng_state(rng["torch"].cpu())', "pass",
       TRAINER, "resume does not restore the random state"),
     M("issue11-cli-title-importance", "predictor/ensembling.py",
       'title_importance=(title_importance > 0, "> 0 (a title-only question has n = 0)"),',
@@ -144,7 +144,7 @@ MUTATIONS: tuple[Mutation, ...] = (
       ("tests/test_entry_errors.py",), "make_sample_dataset.py --preset=huge fails in generate (a traceback)"),
     M("issue11-atomic-leaves-temp", "data_loader/jsonio.py", "os.unlink(tmp)", "pass",
       ("tests/test_atomic_writes.py",), "a failed write leaves its temporary file"),
-    M("issue11-atomic-in-place", "data_loader/jsonio.py", "yield Path(tmp)", "yield path",
+    M("issue11-atomic-in-place", "data_loader/jsonio.py", "yield tmp", "yield path",
       ("tests/test_atomic_writes.py",), "writes go straight to the target"),
     M("issue11-knn-idf", "baselines/playlist_knn.py",
       "idf = np.log(x.shape[0] / np.maximum(np.asarray(x.sum(0)).ravel(), 1)).astype(np.float32)  # [size]",
@@ -256,6 +256,18 @@ MUTATIONS: tuple[Mutation, ...] = (
       "improved = best_score is None or score >= best_score", TRAINER, "an equal score counts as an improvement"),
     M("adam-priming-resets-moments", "trainer/loop.py", "if not optimizer.state[p]:", "if True:", TRAINER,
       "a new stage zeroes the Adam moments of parameters already trained"),
+    # beyond issue 11: the TF1 Adam, the distributed loss scale, the item-CF locality exponent, booleans as words
+    M("adam-torch-eps", "trainer/adam_tf1.py",
+      'group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** group["tf_step"])',
+      'group["eps"] = group["tf_eps"]', ("tests/test_reliability_trainer.py",),
+      "torch's epsilon placement instead of TF1's"),
+    M("ddp-loss-unscaled", "trainer/loop.py", "loss, plain = loss * (share * self.dist.world_size), plain * share",
+      "loss, plain = loss * share, plain * share", ("tests/test_distributed.py",),
+      "each rank's loss not multiplied by the world size: half the update on 2 ranks"),
+    M("item-cf-no-locality", "baselines/item_cf.py", "w.data **= self.theta", "pass", ("tests/test_peers.py",),
+      "item_cf ignores theta"),
+    M("cli-bool-words", "data_loader/cli.py", "return raw.lower() in TRUE", "return bool(raw)", ("tests/test_cli.py",),
+      "--resume=false means True"),
 )
 
 
