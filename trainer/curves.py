@@ -54,8 +54,8 @@ def plot_history(history: list[dict[str, Any]], title: str, path: Path) -> Path:
                 ax.plot(epochs, [h[key] for h in points], marker="o", markersize=3, linewidth=width,
                         label=label + name)
         best = max(points, key=lambda h: h["score"])
-        ax.annotate(f"best {best['score']:.4f}\nepoch {best['epoch']}", (best["epoch"], best["score"]),
-                    textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+        ax.annotate(f"best {best['score']:.4f}, epoch {best['epoch']}", (best["epoch"], best["score"]),
+                    textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)  # below: clear of the title
     ax.set(xlabel="epoch", ylabel="validation", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
