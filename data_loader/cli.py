@@ -164,12 +164,14 @@ def _help_requested(argv: list[str]) -> bool:
 
 
 def run_cli(component: Callable[..., Any] | Mapping[str, Callable[..., Any]],
-            errors: tuple[type[Exception], ...] = (), argv: list[str] | None = None) -> None:
+            errors: tuple[type[Exception], ...] = (), argv: list[str] | None = None,
+            fill: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
     """Check the command line against `component`'s signature, then fire.Fire it with the converted values.
 
     `component` is the entry function, or {command name: function} for sub-commands (the first argument names
-    the command). Usage problems exit with status 2; an InputError (or one of `errors`) raised by the function
-    prints `error: <message>` and exits with status 1.
+    the command). `fill`, given the flags on the command line, returns values for flags left out (a resumed
+    training run: its recorded flags instead of the defaults). Usage problems exit with status 2; an InputError
+    (or one of `errors`) raised by `fill` or the function prints `error: <message>` and exits with status 1.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     fn: Any = component
@@ -189,9 +191,10 @@ def run_cli(component: Callable[..., Any] | Mapping[str, Callable[..., Any]],
     kwargs, problems = parse_args(fn, argv)
     if problems:
         _usage_exit(problems)
-    command = prefix + [f"--{k}={v!r}" for k, v in kwargs.items()]
     try:
-        fire.Fire(component, command=command)
+        if fill is not None:
+            kwargs = {**fill(kwargs), **kwargs}
+        fire.Fire(component, command=prefix + [f"--{k}={v!r}" for k, v in kwargs.items()])
     except UsageError as e:
         _usage_exit(str(e).splitlines())
     except (InputError, *errors) as e:

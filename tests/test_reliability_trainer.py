@@ -163,7 +163,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def test_a_run_folder_holding_a_run_is_not_replaced(entry_root: Path):
     trainer = "trainer/songs_tags_artists_model_trainer.py"
-    proc = run_entry(trainer, entry_root, "--epochs=1", "--progress=false")
+    proc = run_entry(trainer, entry_root, "--epochs=1", "--warmup_steps=50", "--progress=false")
     assert proc.returncode == 0, proc.stderr
     run = entry_root / "output" / "songs_tags_artists"
     before = snapshot(run)
@@ -177,10 +177,16 @@ def test_a_run_folder_holding_a_run_is_not_replaced(entry_root: Path):
     assert proc.returncode == 2 and "--bs=128, --seed=0" in proc.stderr and "--bs=64, --seed=3" in proc.stderr
     assert snapshot(run) == before  # config.json not rewritten
 
-    proc = run_entry(trainer, entry_root, "--resume", "--epochs=2", "--progress=false")  # may change: noted
+    proc = run_entry(trainer, entry_root, "--resume", "--warmup_steps=4000")  # given, not as recorded: refused
+    assert proc.returncode == 2 and "refuses --warmup_steps=4000" in proc.stderr
+    assert snapshot(run) == before
+
+    # left out, --warmup_steps keeps the run's 50 (not the default 4000); a given --epochs may change: noted
+    proc = run_entry(trainer, entry_root, "--resume", "--epochs=2", "--progress=false")
     assert proc.returncode == 0, proc.stderr
-    assert "resume: overriding epochs 1 -> 2" in proc.stdout
-    assert json.loads((run / "config.json").read_text())["flags"]["epochs"] == 2
+    assert "resume: overriding epochs 1 -> 2" in proc.stdout and "warmup" not in proc.stdout
+    flags = json.loads((run / "config.json").read_text())["flags"]
+    assert flags["epochs"] == 2 and flags["warmup_steps"] == 50 and flags["bs"] == 128
 
     resumed = snapshot(run)
     proc = run_entry(trainer, entry_root, "--epochs=1", "--overwrite", "--progress=false")

@@ -27,6 +27,7 @@ alone validates, logs and writes the run folder while the others wait; the ranks
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import signal
 import sys
 import threading
@@ -53,7 +54,8 @@ from trainer.noam import noam_scheduler
 from trainer.scalars import Scalars
 
 # Flags a resumed run must keep: they decide the batches (bs, seed), the schedule or the loss. Others (epochs,
-# max_minutes, gpu, amp, ...) may change on --resume; the log says which did.
+# max_minutes, gpu, amp, ...) may change on --resume; the log says which did. Left out on the command line, a flag
+# takes the run's recorded value (recorded_flags).
 FIXED_ON_RESUME = ("bs", "seed", "warmup_steps", "tags_loss_weight", "artists_loss_weight", "mlm_epochs")
 # Flags that only say how this invocation runs: never compared on --resume.
 PER_INVOCATION = ("resume", "overwrite", "gpu", "max_minutes", "progress", "dataset_dir", "output_dir", "run_name",
@@ -607,6 +609,26 @@ def dumps_summary(dumps: Dumps) -> dict[str, Any]:
     m = dumps.meta
     return {"dir": str(dumps.dir), "created": m["created"], "sources": m["sources"], "split": m["split"],
             "vocab": m["vocab"], "sentencepiece": m["sentencepiece"], "has_song_meta": m["has_song_meta"]}
+
+
+def recorded_flags(main: Callable[..., Any], default_run: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """For run_cli's `fill`: on --resume, the flags the command line leaves out take the run's recorded values
+    (its config.json), not the entry point's defaults, so `--resume` alone continues a run started with, e.g.,
+    --warmup_steps=300. Flags of this invocation only (PER_INVOCATION) keep their defaults; a flag given on the
+    command line is compared by resume_conflicts (refused or noted)."""
+    params = inspect.signature(main).parameters
+
+    def fill(given: dict[str, Any]) -> dict[str, Any]:
+        if not given.get("resume"):
+            return {}
+        output_dir = given.get("output_dir", params["output_dir"].default)
+        config = Path(output_dir) / (given.get("run_name") or default_run) / "config.json"
+        if not config.is_file():
+            return {}  # nothing recorded: prepare_run_dir says what is missing
+        recorded = load_json(config).get("flags", {})
+        return {k: v for k, v in recorded.items() if k in params and k not in PER_INVOCATION and k not in given}
+
+    return fill
 
 
 def resume_conflicts(old: dict[str, Any], new: dict[str, Any], source: str | Path) -> str:

@@ -18,7 +18,7 @@ from data_loader.cli import check_flags, run_cli
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from trainer.distributed import pick_device
-from trainer.loop import Stage, check_train_flags, fit_run, open_dumps
+from trainer.loop import Stage, check_train_flags, fit_run, open_dumps, recorded_flags
 from trainer.validation import validate, validate_mlm
 
 
@@ -73,4 +73,4 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, fill=recorded_flags(main, PlylstTitleModel.name))  # --resume: left-out flags as recorded

@@ -15,7 +15,7 @@ from data_loader.cli import check_flags, run_cli
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.distributed import pick_device
-from trainer.loop import Stage, check_train_flags, fit_run, open_dumps
+from trainer.loop import Stage, check_train_flags, fit_run, open_dumps, recorded_flags
 from trainer.validation import validate
 
 
@@ -66,4 +66,4 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, fill=recorded_flags(main, SongsTagsArtistsModel.name))  # --resume: left-out flags as recorded
