@@ -268,6 +268,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "item_cf ignores theta"),
     M("cli-bool-words", "data_loader/cli.py", "return raw.lower() in TRUE", "return bool(raw)", ("tests/test_cli.py",),
       "--resume=false means True"),
+    M("resume-defaults", "trainer/loop.py", "if not given.get(\"resume\"):", "if True:",
+      ("tests/test_reliability_trainer.py",), "--resume alone takes the defaults, not the run's recorded flags"),
 )
 
 
