@@ -268,6 +268,9 @@ MUTATIONS: tuple[Mutation, ...] = (
       "item_cf ignores theta"),
     M("cli-bool-words", "data_loader/cli.py", "return raw.lower() in TRUE", "return bool(raw)", ("tests/test_cli.py",),
       "--resume=false means True"),
+    M("sp-model-records-temp-path", "data_loader/title.py", "input=corpus.name, model_prefix=str(model_prefix."
+      "relative_to(corpus.parent)), vocab_size=vocab_size,", "input=str(corpus), model_prefix=str(model_prefix), "
+      "vocab_size=vocab_size,", TITLES, "the .model file records its temp folder: every step-1 re-run orphans model 2"),
     M("resume-defaults", "trainer/loop.py", "if not given.get(\"resume\"):", "if True:",
       ("tests/test_reliability_trainer.py",), "--resume alone takes the defaults, not the run's recorded flags"),
 )

@@ -5,6 +5,7 @@ The user-defined symbols come right after SentencePiece's own unk/bos/eos, so th
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -61,11 +62,20 @@ def train_sentencepiece(titles: Iterable[str], out_dir: str | Path, vocab_size: 
 
 
 def _train(corpus: Path, model_prefix: Path, vocab_size: int) -> None:
-    spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(model_prefix), vocab_size=vocab_size,
-        character_coverage=0.9995, model_type="bpe", user_defined_symbols=list(TITLE_SPECIALS),
-        num_threads=2, minloglevel=2,
-    )
+    """SentencePieceTrainer on `corpus`, writing <model_prefix>.model/.vocab (both paths in one folder)."""
+    # The .model file records its input and prefix paths. Given as bare names from inside their (randomly named)
+    # temp folder, they leave the file a function of the titles alone: a re-run of step 1 on the same data writes
+    # the same bytes, so the title model's checkpoints (which pin its hash) stay usable.
+    here = os.getcwd()
+    os.chdir(corpus.parent)
+    try:
+        spm.SentencePieceTrainer.train(
+            input=corpus.name, model_prefix=str(model_prefix.relative_to(corpus.parent)), vocab_size=vocab_size,
+            character_coverage=0.9995, model_type="bpe", user_defined_symbols=list(TITLE_SPECIALS),
+            num_threads=2, minloglevel=2,
+        )
+    finally:
+        os.chdir(here)
 
 
 def load_sentencepiece(path: str | Path) -> spm.SentencePieceProcessor:

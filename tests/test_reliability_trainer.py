@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,6 +210,25 @@ def test_train_py_refuses_before_step_1(entry_root: Path):
 
 # --------------------------------------------------------------------------------------------------------------
 # the title model's checkpoint pins the SentencePiece model (item 4); unfinished model 2 (item 5)
+
+
+def test_train_py_resume_continues_both_runs_after_step_1_reruns(small_dataset: Path, tmp_path: Path):
+    """train.py --resume re-runs step 1 (same data, same dumps byte for byte: the title model's checkpoint still
+    fits) and continues both runs with their recorded flags (--warmup_steps, --mlm_epochs left out)."""
+    (tmp_path / "dataset").mkdir()
+    for name in ("train.json", "song_meta.json"):
+        shutil.copy(small_dataset / "dataset" / name, tmp_path / "dataset" / name)
+    proc = run_entry("train.py", tmp_path, "--epochs=1", "--mlm_epochs=1", "--warmup_steps=50")
+    assert proc.returncode == 0, proc.stderr
+    sp_model = (tmp_path / "output" / "dumps" / "plylst_title_bpe.model").read_bytes()
+    proc = run_entry("train.py", tmp_path, "--resume", "--epochs=2")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "output" / "dumps" / "plylst_title_bpe.model").read_bytes() == sp_model
+    for run in ("songs_tags_artists", "plylst_title"):
+        flags = json.loads((tmp_path / "output" / run / "config.json").read_text())["flags"]
+        assert flags["warmup_steps"] == 50 and flags["epochs"] == 2
+        assert load_checkpoint(tmp_path / "output" / run / "last.pt")["epoch"] == 2
+    assert flags["mlm_epochs"] == 1
 
 
 def test_title_checkpoints_refuse_another_sentencepiece_model(entry_root: Path):

@@ -97,6 +97,13 @@ def test_sentencepiece_is_bpe_with_the_original_settings(bpe):
     assert ids and sp.bos_id() not in ids and sp.eos_id() not in ids and sp.decode(ids) == "신나는 드라이브"
 
 
+def test_sentencepiece_model_file_is_the_same_on_every_run(bpe, tmp_path):
+    """Checkpoints pin the model file's hash: step 1 re-run on the same titles (into another folder, another temp
+    folder) must write the same bytes, or every title-model checkpoint is refused after it."""
+    again, _, _ = train_sentencepiece(corpus(), tmp_path / "again")
+    assert again.read_bytes() == bpe[0].read_bytes()
+
+
 def test_sentencepiece_character_coverage_is_0_9995(bpe):
     """The rare syllables below 0.05 % of the characters (after the most frequent ones) become <unk>."""
     sp = load_sentencepiece(bpe[0])
