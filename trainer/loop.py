@@ -573,6 +573,11 @@ class Trainer:
 # helpers for the entry points
 
 
+def run_folder(output_dir: str | Path, run_name: str | None, default_run: str) -> Path:
+    """Where a trainer's run lives: {output_dir}/{run_name or the model's name}."""
+    return Path(output_dir) / (run_name or default_run)
+
+
 def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
     """The flags every trainer shares and its run folder, checked before any work; -> the run folder.
 
@@ -590,7 +595,7 @@ def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
     check_gpu(f["gpu"])
     distributed.check_gpu_flag(f["gpu"])
     check_output_dir("output_dir", f["output_dir"])
-    return prepare_run_dir(Path(f["output_dir"]) / (f["run_name"] or default_run), f["resume"], f["overwrite"], f,
+    return prepare_run_dir(run_folder(f["output_dir"], f["run_name"], default_run), f["resume"], f["overwrite"], f,
                            dry_run=not distributed.is_main_process())
 
 
@@ -622,7 +627,7 @@ def recorded_flags(main: Callable[..., Any], default_run: str) -> Callable[[dict
         if not given.get("resume"):
             return {}
         output_dir = given.get("output_dir", params["output_dir"].default)
-        config = Path(output_dir) / (given.get("run_name") or default_run) / "config.json"
+        config = run_folder(output_dir, given.get("run_name"), default_run) / "config.json"
         if not config.is_file():
             return {}  # nothing recorded: prepare_run_dir says what is missing
         recorded = load_json(config).get("flags", {})
@@ -683,7 +688,7 @@ def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: tor
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
     run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
-    run_dir = Path(flags["output_dir"]) / (flags.get("run_name") or model.name)
+    run_dir = run_folder(flags["output_dir"], flags.get("run_name"), model.name)
     dist = distributed.init(device)
     try:
         trainer = Trainer(model, stages, run_dir, device, config, dumps.fingerprint, run_config, dist)
