@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_loader.cli import run_cli
+from common.cli import run_cli
 from predictor import Ensemble
 
 

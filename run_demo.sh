@@ -28,7 +28,7 @@ python predictor/Ensemble.py --dataset_dir="$DATA" --output_dir="$OUT" \
 python evaluate.py evaluate --gt_fname="$DATA/answers/val.json" --rec_fname="$RESULTS/results.json" \
     --question_fname="$DATA/questions/val.json"
 python -m predictor.search_weights --dataset_dir="$DATA" --output_dir="$OUT"
-python -m baselines.leaderboard --dataset_dir="$DATA" --output_dir="$OUT"
+python -m reports.leaderboard --dataset_dir="$DATA" --output_dir="$OUT"
 python inference.py --dataset_dir="$DATA" --output_dir="$OUT" --out_path="$RESULTS/test_results.json"
 python inference.py --dataset_dir="$DATA" --output_dir="$OUT" --weights="$OUT/ensemble_weights.json" \
     --out_path="$RESULTS/test_results_hybrid.json"

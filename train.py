@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
-from predictor.ensembling import RUNS, run_folder  # RUNS: the run folders steps 2 and 3 write under output_dir
-from trainer.loop import prepare_run_dir
+from common.cli import check_flags, check_gpu, check_output_dir, run_cli
+from models import RUNS
+from trainer.run_dir import prepare_run_dir, run_dir
 
 ROOT = Path(__file__).resolve().parent
 
@@ -82,16 +82,16 @@ def main(gpu: int | None = None, dataset_dir: str = "dataset", output_dir: str =
     check_output_dir("output_dir", output_dir)
     for run in RUNS:  # refuse before step 1 runs, not after it (the trainers check again and move old runs aside)
         for seed in seeds or [None]:
-            prepare_run_dir(Path(output_dir) / run_folder(run, seed), resume, overwrite, dry_run=True)
+            prepare_run_dir(run_dir(output_dir, run, seed), resume, overwrite, dry_run=True)
     dataset_dir, output_dir = str(Path(dataset_dir).resolve()), str(Path(output_dir).resolve())
-    common = flags(dataset_dir=dataset_dir, output_dir=output_dir)
+    paths = flags(dataset_dir=dataset_dir, output_dir=output_dir)
     if not skip_dump:
-        run_step("data_loader/dump_datasets.py", common)
-    train = common + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
+        run_step("data_loader/dump_datasets.py", paths)
+    train = paths + flags(gpu=gpu, max_minutes=max_minutes, epochs=epochs, warmup_steps=warmup_steps)
     train += flags(amp=amp, resume=resume, overwrite=overwrite)
     for run, extra in ((RUNS[0], []), (RUNS[1], flags(mlm_epochs=mlm_epochs))):
         for seed in seeds or [None]:
-            folder = flags(seed=seed, run_name=None if seed is None else run_folder(run, seed))
+            folder = flags(seed=seed, run_name=None if seed is None else run_dir(output_dir, run, seed).name)
             run_step(f"trainer/{run}_model_trainer.py", train + extra + folder, nproc_per_node)
 
 

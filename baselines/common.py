@@ -18,12 +18,12 @@ from typing import Callable, Hashable, Iterable, Literal, Sequence
 
 import numpy as np
 
-from data_loader.cli import check_output_file
-from data_loader.jsonio import InputError, load_json, write_json
+from common.arena import N_SONGS, N_TAGS
+from common.cli import check_output_file
+from common.jsonio import InputError, load_json, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import split_paths
 
-N_SONGS, N_TAGS = 100, 10
 
 Recommender = Callable[[list[dict], list[dict], "list[dict] | None"], list[dict]]
 SongMeta = Literal["unused", "optional", "required"]  # whether a baseline reads song_meta.json
@@ -134,7 +134,7 @@ def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_
 
 
 def cli(recommend: Recommender, name: str, song_meta: SongMeta = "optional") -> Callable[..., None]:
-    """The fire entry of a baseline without options of its own (run it with data_loader.cli.run_cli)."""
+    """The fire entry of a baseline without options of its own (run it with common.cli.run_cli)."""
 
     def main(dataset_dir: str = "dataset", question_path: str | None = None,
              out_path: str = "reco_result/results.json") -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 
 from baselines.common import answer, cli, popularity
-from data_loader.cli import run_cli
-from data_loader.jsonio import InputError
+from common.cli import run_cli
+from common.jsonio import InputError
 
 GENRE_TOP = 200  # the official keeps this many songs per genre
 

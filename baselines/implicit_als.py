@@ -8,14 +8,8 @@ score of an item is the dot product of the two factors. A question with no known
 candidates (the popularity top-up answers it). Seen items, future songs (with song_meta.json), ties by popularity and
 the top-up as the other baselines.
 
-Defaults regularization 0.01 and 15 iterations (implicit's), 128 factors (implicit: 100) and alpha = 50 (implicit:
-1) were chosen on orig/train alone, never on the val answers: orig/train re-split by the original's procedure
-(data_loader/split.py), its first 1500 questions. On the real split of test.json + recovered_train.json: alpha 5 /
-20 / 50 / 100 scored 0.125 / 0.137 / 0.140 / 0.141 (50 kept: within 0.001), 64 factors 0.124 (alpha 20),
-regularization 1 or 10 no gain, 8 iterations -0.001; on the `full` synthetic sample alpha 50 scored 0.3395 against
-0.3295 for 20. The item step over ~640k items is most of the time (about 5 minutes on the full sample, 2 shared
-cores). Fitting on orig/train plus the questions (as some competition teams did) was not tried: `recalculate_user`
-is exact for a fitted model and keeps answers independent of the question file. `implicit` is an optional
+Defaults regularization 0.01 and 15 iterations (implicit's), 128 factors and alpha = 50: chosen on re-splits of
+orig/train alone, never on the val answers (docs/hybrid.md has the search and its scores). `implicit` is an optional
 dependency: it is imported when the model is fitted.
 
     python -m baselines.implicit_als --dataset_dir=dataset --out_path=reco_result/als.json [--factors=128]
@@ -29,15 +23,15 @@ import scipy.sparse as sp
 
 from baselines.common import Ranked, run_baseline
 from baselines.items import Items, rank_batches, recommend_with
-from data_loader.cli import check_flags, run_cli
+from common.arena import SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import check_flags, run_cli
 
-FACTORS, REGULARIZATION, ALPHA, ITERATIONS = 128, 0.01, 50.0, 15
+FACTORS, REGULARIZATION, CONFIDENCE, ITERATIONS = 128, 0.01, 50.0, 15
 THREADS = 0  # implicit's native threads: 0 = one per core
 BATCH = 64
-RANK_SONGS, RANK_TAGS = 500, 50
 
 
-def fit(x: sp.csr_matrix, factors: int = FACTORS, regularization: float = REGULARIZATION, alpha: float = ALPHA,
+def fit(x: sp.csr_matrix, factors: int = FACTORS, regularization: float = REGULARIZATION, alpha: float = CONFIDENCE,
         iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0):
     """implicit's AlternatingLeastSquares fitted on the binary playlist x item matrix x [P, I]."""
     from implicit.cpu.als import AlternatingLeastSquares
@@ -50,9 +44,9 @@ def fit(x: sp.csr_matrix, factors: int = FACTORS, regularization: float = REGULA
     return model
 
 
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = RANK_SONGS,
-         n_tags: int = RANK_TAGS, factors: int = FACTORS, regularization: float = REGULARIZATION,
-         alpha: float = ALPHA, iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0,
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
+         n_tags: int = TAG_CANDIDATES, factors: int = FACTORS, regularization: float = REGULARIZATION,
+         alpha: float = CONFIDENCE, iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0,
          date_filter: bool = True, batch: int = BATCH) -> Ranked:
     """Each question's first n_songs / n_tags songs and tags by ALS score (see the module docstring)."""
     items = Items(train)
@@ -76,7 +70,7 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
-         factors: int = FACTORS, regularization: float = REGULARIZATION, alpha: float = ALPHA,
+         factors: int = FACTORS, regularization: float = REGULARIZATION, alpha: float = CONFIDENCE,
          iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0, date_filter: bool = True) -> None:
     """Args:
         dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.

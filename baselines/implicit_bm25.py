@@ -8,14 +8,9 @@ sparse product per batch of questions so that the date filter can be applied per
 item is similar to are candidates; seen items, future songs (with song_meta.json), ties by popularity and the
 top-up as the other baselines.
 
-Defaults k = 300, b = 0.05 (implicit's: 20, 0.75; K1 = 1.2 is kept, and matters little on binary data) were chosen
-on orig/train alone, never on the val answers: orig/train re-split by the original's procedure (data_loader/split.py),
-its first 1500 questions, on the `full` synthetic sample and on the real split of test.json + recovered_train.json.
-B is what matters here: the length normalisation runs over items (implicit weights the item x playlist matrix), so
-b = 0.75 crushes popular items and tags (0.165 full / 0.060 real, k = 100); b = 0.25 / 0.1 / 0.05 / 0 scored
-0.304 / 0.339 / 0.344 / 0.312 (full) and 0.112 / 0.136 / 0.137 / 0.111 (real); k = 300 added 0.004 / 0.005 over
-k = 100 (k = 20 and 50 lost). The similarity of k = 300 neighbours per item is the memory peak: 7.7 GB on the full
-sample (implicit's fit; k = 100: 3.5 GB). `implicit` is an optional dependency: it is imported when the model is fitted.
+Defaults k = 300, b = 0.05, K1 = 1.2 (implicit's: 20, 0.75, 1.2): chosen on re-splits of orig/train alone, never on
+the val answers (docs/hybrid.md has the search and its scores; b matters most: the length normalisation runs over
+items). `implicit` is an optional dependency: it is imported when the model is fitted.
 
     python -m baselines.implicit_bm25 --dataset_dir=dataset --out_path=reco_result/bm25.json [--k=100]
 """
@@ -24,17 +19,16 @@ from __future__ import annotations
 import functools
 import warnings
 
-import numpy as np
 import scipy.sparse as sp
 
 from baselines.common import Ranked, run_baseline
 from baselines.items import Items, rank_batches, recommend_with
-from data_loader.cli import check_flags, run_cli
+from common.arena import SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import check_flags, run_cli
 
 K, K1, B = 300, 1.2, 0.05  # implicit: 20, 1.2, 0.75
 THREADS = 0  # implicit's native threads: 0 = one per core
 BATCH = 64
-RANK_SONGS, RANK_TAGS = 500, 50
 
 
 def fit(x: sp.csr_matrix, k: int = K, k1: float = K1, b: float = B, threads: int = THREADS):
@@ -49,8 +43,8 @@ def fit(x: sp.csr_matrix, k: int = K, k1: float = K1, b: float = B, threads: int
     return model
 
 
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = RANK_SONGS,
-         n_tags: int = RANK_TAGS, k: int = K, k1: float = K1, b: float = B, threads: int = THREADS,
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
+         n_tags: int = TAG_CANDIDATES, k: int = K, k1: float = K1, b: float = B, threads: int = THREADS,
          date_filter: bool = True, batch: int = BATCH) -> Ranked:
     """Each question's first n_songs / n_tags songs and tags by BM25 item-kNN score (see the module docstring)."""
     items = Items(train)

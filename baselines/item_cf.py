@@ -34,14 +34,8 @@ question's updt_date are dropped (with song_meta.json; dates corrected as data_l
 the more popular item, short lists are topped up from popularity. The scores of a batch of questions are two sparse
 products (questions x playlists, then playlists x items); the SVM is fitted question by question.
 
-Defaults alpha, beta, theta = 1.0, 0.3, 0.8 and no SVM were chosen on orig/train alone, never on the val answers:
-orig/train re-split by the original's procedure (data_loader/split.py, 90/10), its first 1500 questions, on the
-`full` synthetic sample and on the real-data split of test.json + recovered_train.json. Tried: alpha in {0.5, 0.7,
-0.8, 0.9, 0.95, 1}, beta in {0, 0.3, 0.5, 0.7, 0.9}, theta in {0.7, 0.8, 0.99, 1.5, 2} (17 combinations around the
-2nd place's). The 2nd place's 0.9 / 0.7 / 0.99 scored 0.3429 (full) / 0.1540 (real); 1.0 / 0.3 / 0.8 scored
-0.3482 / 0.1576, the best sum; alpha below 0.8 or theta above 1 lost on both. The SVM (C in {0.1, 1, 10}, 200 or
-1000 negatives) gained 0.0015 on 1000 real questions (C = 1, 1000 negatives) and lost 0.003 on 640 full-sample ones,
-at 20-70 ms per question, so it stays off by default.
+Defaults alpha, beta, theta = 1.0, 0.3, 0.8, no SVM: chosen on re-splits of orig/train alone, never on the val answers
+(docs/hybrid.md has the search and its scores).
 
     python -m baselines.item_cf --dataset_dir=dataset --out_path=reco_result/item_cf.json [--alpha=0.9] [--svm]
 """
@@ -54,12 +48,12 @@ import scipy.sparse as sp
 
 from baselines.common import Ranked, run_baseline
 from baselines.items import Items, rank_batches, recommend_with
-from data_loader.cli import check_flags, run_cli
+from common.arena import SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import check_flags, run_cli
 
 ALPHA, BETA, THETA = 1.0, 0.3, 0.8  # the 2nd place: 0.9, 0.7, 0.99 (see the docstring)
 SVM_C, SVM_NEGATIVES = 1.0, 1000
 BATCH = 64
-RANK_SONGS, RANK_TAGS = 500, 50
 
 
 class ItemCF:
@@ -123,8 +117,8 @@ class ItemCF:
         return out
 
 
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = RANK_SONGS,
-         n_tags: int = RANK_TAGS, alpha: float = ALPHA, beta: float = BETA, theta: float = THETA, svm: bool = False,
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
+         n_tags: int = TAG_CANDIDATES, alpha: float = ALPHA, beta: float = BETA, theta: float = THETA, svm: bool = False,
          svm_c: float = SVM_C, svm_negatives: int = SVM_NEGATIVES, date_filter: bool = True,
          batch: int = BATCH) -> Ranked:
     """Each question's first n_songs / n_tags songs and tags by item-CF score (see the module docstring)."""

@@ -16,8 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.common import N_SONGS, N_TAGS, Ranked, popularity, to_results
-from baselines.playlist_knn import Features, _issue_dates
+from baselines.common import Ranked, popularity, to_results
+from common.arena import N_SONGS, N_TAGS
+from baselines.playlist_knn import Features
+from data_loader.issue_dates import popularity_issue_dates
 from data_loader.playlists import updt_to_int
 from data_loader.title import normalise_title
 
@@ -79,7 +81,7 @@ class Items:
 
     def song_dates(self, train: list[dict], song_meta: list[dict] | None, date_filter: bool) -> np.ndarray | None:
         """int32 [n_songs] corrected issue dates of the song columns (playlist_knn's), or None: no date filter."""
-        return _issue_dates(self.song_ids, train, song_meta) if date_filter and song_meta is not None else None
+        return popularity_issue_dates(self.song_ids, train, song_meta) if date_filter and song_meta is not None else None
 
 
 # score(known [b, size] csr, questions) -> the batch's song and tag scores [b, n_out]: a CSR matrix whose stored

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections import Counter
 
 from baselines.common import Ranked, answer, cli, popularity, top_up
-from data_loader.cli import run_cli
+from common.arena import SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import run_cli
 
 
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = 500,
-         n_tags: int = 50) -> Ranked:
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
+         n_tags: int = TAG_CANDIDATES) -> Ranked:
     """Each question's n_songs / n_tags most frequent unseen songs and tags, scored by their playlist counts."""
     song_count = Counter(s for p in train for s in p["songs"])
     tag_count = Counter(t for p in train for t in p["tags"])

@@ -8,10 +8,8 @@ are removed (and, with song_meta.json and `date_filter`, songs issued after the 
 dates corrected over orig/train as data_loader/issue_dates.py does for the models); ties go to
 the more popular item; short lists are topped up from popularity.
 
-Defaults k = 200, power = 1 were picked on orig/train alone, never on the val answers: orig/train re-split by
-the original's procedure (data_loader/split.py, 90/10), 1500 of its questions, k in {25, 50, 100, 200, 400} x
-power in {1, 2}, on the demo and full synthetic presets; k = 200, power 1 was best on both (k = 100 within 0.005,
-power 2 always slightly worse). Everything runs as sparse matrix products in batches of questions.
+Defaults k = 200, power = 1: chosen on re-splits of orig/train alone, never on the val answers (docs/hybrid.md).
+Everything runs as sparse matrix products in batches of questions.
 
     python -m baselines.playlist_knn --dataset_dir=dataset --out_path=reco_result/playlist_knn.json [--k=200]
 """
@@ -23,15 +21,15 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.common import N_SONGS, N_TAGS, Ranked, popularity, run_baseline, to_results
-from data_loader.cli import check_flags, run_cli
-from data_loader.issue_dates import song_issue_dates
-from data_loader.playlists import CSR, updt_to_int
+from baselines.common import Ranked, popularity, run_baseline, to_results
+from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import check_flags, run_cli
+from data_loader.issue_dates import popularity_issue_dates
+from data_loader.playlists import updt_to_int
 from data_loader.title import normalise_title
-from data_loader.vocab import Vocab, sorted_lookup
+from data_loader.vocab import sorted_lookup
 
 K, POWER, BATCH = 200, 1.0, 256
-RANK_SONGS, RANK_TAGS = 500, 50  # candidates per question for the hybrid ensemble (as the BERT ensemble's)
 
 
 class Features:
@@ -109,14 +107,8 @@ def _ranked(scores: sp.csr_matrix, r: int) -> tuple[np.ndarray, np.ndarray]:
     return cols[order], vals[order]
 
 
-def _issue_dates(song_ids: np.ndarray, train: list[dict], song_meta: list[dict]) -> np.ndarray:
-    """int32 [n_songs]: issue dates corrected as for the models (data_loader/issue_dates.py), over orig/train."""
-    vocab = Vocab(song_ids.tolist(), [], [], CSR(np.zeros(0, np.int32), np.zeros(len(song_ids) + 1, np.int64)))
-    return song_issue_dates(vocab, train, {s["id"]: int(s["issue_date"]) for s in song_meta})
-
-
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = RANK_SONGS,
-         n_tags: int = RANK_TAGS, k: int = K, power: float = POWER, date_filter: bool = True,
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
+         n_tags: int = TAG_CANDIDATES, k: int = K, power: float = POWER, date_filter: bool = True,
          batch: int = BATCH) -> Ranked:
     """Each question's first n_songs / n_tags neighbour-voted songs and tags (see the module docstring)."""
     f = Features(train)
@@ -127,7 +119,7 @@ def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None 
     tag_items = x[:, f.n_songs : f.n_songs + f.n_tags].tocsr()  # binary [P, n_tags]
     dates = None
     if date_filter and song_meta is not None:
-        dates = _issue_dates(f.song_ids, train, song_meta)
+        dates = popularity_issue_dates(f.song_ids, train, song_meta)
     tag_names = np.asarray(f.tags, dtype=object)
     ranked: tuple[list, ...] = ([], [], [], [])
     for start in range(0, len(questions), batch):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 9 item 4): on one CUDA GPU, in under 8 minutes, everything written into one folder.
+# The prepared GPU check: on one CUDA GPU, in under 8 minutes, everything written into one folder.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]           on a machine with a CUDA GPU; OUT_DIR default $OUT, else gpu_check
 #   bash benchmarks/gpu_check.sh --tiny [OUT_DIR]    the same phases on the tiny sample on the CPU (a dry run, ~2 min)
@@ -17,14 +17,14 @@
 #   (also printed at the end). 8 files in all; the sample, dumps and checkpoints go to WORK (default /tmp/gpu_check).
 #
 # Python packages: the project needs torch, numpy, scipy, sentencepiece, tqdm, fire and termcolor (fire's only
-# dependency); matplotlib (the curve) and tensorboard are optional here. The workplace's H200 machine lacks fire and
-# termcolor: bring them as wheels. In the repo root, on a machine where pip works (/.whl/ is git-ignored):
+# dependency); matplotlib (the curve) and tensorboard are optional here. A GPU machine without network access that
+# lacks fire and termcolor needs them as wheels. In the repo root, on a machine where pip works (/.whl/ is git-ignored):
 #
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl fire==0.7.1 termcolor==3.3.0
 #
-# then carry .whl to the GPU machine (the device tool: carry [".whl"]) and start the command there with
+# then copy .whl to the GPU machine and start the command there with
 #
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
 #       .whl/*.whl && export PYTHONPATH=/tmp/site || exit; bash benchmarks/gpu_check.sh
@@ -101,7 +101,7 @@ phase "4 model 1, $TRAIN_MINUTES min" "${LIMITS[2]}" "$DEST/model1.txt" "$PY" \
     $GPU --max_minutes="$TRAIN_MINUTES" --valid_every=1 --log_every=100 --progress=False --tensorboard=False
 if [[ -f "$RUN/log.txt" ]]; then
     { echo "== log.txt"; cat "$RUN/log.txt"; } >> "$DEST/model1.txt"
-    "$PY" -m trainer.curves --output_dir="$WORK/bench/output" >/dev/null 2>&1 \
+    "$PY" -m reports.curves --output_dir="$WORK/bench/output" >/dev/null 2>&1 \
         && cp "$WORK/bench/output/curves/songs_tags_artists.png" "$DEST/model1.png"
 fi
 

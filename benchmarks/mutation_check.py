@@ -1,4 +1,4 @@
-"""Mutation check: does the test suite notice when the maths changes? (issue 11; not part of CI.)
+"""Mutation check: does the test suite notice when the maths changes? (Not part of CI: about 4 minutes on 2 cores.)
 
     python -m benchmarks.mutation_check [--only=ID,ID] [--full] [--jobs=1] [--timeout=900] [--list_only]
 
@@ -10,9 +10,8 @@ says for each mutation whether a test failed ("caught", naming the first failing
 on a timeout). The unmutated copy is run first and must pass. Exit status 1 if any mutation was not caught,
 2 if a mutation's line is not found exactly once.
 
-Every mutation issue 11 names is here (ids starting "issue11-"), each written as a one-line edit; where the issue's
-change is larger than a line (deleting first_survivors' second walk) the smallest edit with the same effect is used
-(its `if` made `if False`). The others probe the models, losses, samplers, candidate walk, blend, validation,
+Each mutation is a one-line edit; where a bug is larger than a line (deleting first_survivors' second walk) the
+smallest edit with the same effect is used (its `if` made `if False`). The mutations probe the models, losses, samplers, candidate walk, blend, validation,
 metric, titles, encoding, resume, the CLI and the atomic writes; add to MUTATIONS as the code grows. Equivalent
 mutations (no test can see them) are left out, e.g. model 1 without its sqrt(d) embedding scale (LN(emb) undoes
 it: model 1 has no position embeddings) or the issue-date correction also marking a song dated on the playlist's
@@ -31,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from data_loader.cli import UsageError, check_flags, run_cli
+from common.cli import UsageError, check_flags, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,105 +51,105 @@ VALIDATION, TITLES, TRAINER = ("tests/test_validation.py",), ("tests/test_titles
 WALK = CANDIDATES + ENSEMBLE + VALIDATION
 
 MUTATIONS: tuple[Mutation, ...] = (
-    # ---- named by issue 11 -------------------------------------------------------------------------------------
-    M("issue11-date-ge", "trainer/candidates.py", "return song_issue_dates[None, :] > updt[:, None]",
+    # ---- the candidate walk, the blend's sizes and weights, validation, models, titles, resume, CLI, writes ----
+    M("date-ge", "trainer/candidates.py", "return song_issue_dates[None, :] > updt[:, None]",
       "return song_issue_dates[None, :] >= updt[:, None]", WALK, "bans songs issued on the playlist's own date"),
-    M("issue11-no-deep-walk", "trainer/candidates.py", "if k_try < k_search:", "if False:", WALK,
+    M("no-deep-walk", "trainer/candidates.py", "if k_try < k_search:", "if False:", WALK,
       "deletes first_survivors' second (deep) walk"),
-    M("issue11-ties-reversed", "trainer/candidates.py",
+    M("ties-reversed", "trainer/candidates.py",
       "order = torch.sort(run * x.shape[1] + idx[rows], dim=1).indices",
       "order = torch.sort(run * x.shape[1] - idx[rows], dim=1).indices", WALK,
       "equal logits in reverse index order"),
     M("ties-straddling-cut", "trainer/candidates.py", "if straddle.any():  # the k-th value also occurs past the cut: "
       "keep the lowest indices of its group", "if False:", WALK,
       "a tie group straddling the cut keeps torch.topk's arbitrary members, not the lowest indices"),
-    M("issue11-song-search", "predictor/ensembling.py", "SONG_SEARCH, SONG_KEEP = 20000, 500  # per member: walk "
-      "the top 20000 songs, keep the first 500 survivors", "SONG_SEARCH, SONG_KEEP = 25000, 500", ENSEMBLE,
+    M("song-search", "predictor/ensembling.py", "SONG_SEARCH, TAG_SEARCH = 20000, 300",
+      "SONG_SEARCH, TAG_SEARCH = 25000, 300", ENSEMBLE,
       "ensemble walks the top 25000 songs"),
-    M("issue11-song-keep", "predictor/ensembling.py", "SONG_SEARCH, SONG_KEEP = 20000, 500  # per member: walk "
-      "the top 20000 songs, keep the first 500 survivors", "SONG_SEARCH, SONG_KEEP = 20000, 400", ENSEMBLE,
+    M("song-keep", "common/arena.py", "SONG_CANDIDATES = 500  # songs a member proposes per question (the "
+      "original ensemble's depth, docs/original.md 4)", "SONG_CANDIDATES = 400", ENSEMBLE,
       "ensemble keeps 400 song candidates per member"),
-    M("issue11-tag-search", "predictor/ensembling.py", "TAG_SEARCH, TAG_KEEP = 300, 50",
-      "TAG_SEARCH, TAG_KEEP = 200, 50", ENSEMBLE, "ensemble walks the top 200 tags"),
-    M("issue11-tag-keep", "predictor/ensembling.py", "TAG_SEARCH, TAG_KEEP = 300, 50",
-      "TAG_SEARCH, TAG_KEEP = 300, 60", ENSEMBLE, "ensemble keeps 60 tag candidates per member"),
-    M("issue11-title-importance", "predictor/ensembling.py",
+    M("tag-search", "predictor/ensembling.py", "SONG_SEARCH, TAG_SEARCH = 20000, 300",
+      "SONG_SEARCH, TAG_SEARCH = 20000, 200", ENSEMBLE, "ensemble walks the top 200 tags"),
+    M("tag-keep", "common/arena.py", "TAG_CANDIDATES = 50  # tags a member proposes per question",
+      "TAG_CANDIDATES = 60", ENSEMBLE, "ensemble keeps 60 tag candidates per member"),
+    M("title-importance", "predictor/ensembling.py",
       "TITLE_IMPORTANCE = 0.85  # model 2's song share is 0.85 / (0.85 + n)", "TITLE_IMPORTANCE = 0.9", ENSEMBLE,
       "default song blend 0.9 instead of 0.85"),
-    M("issue11-title-tag-weight", "predictor/ensembling.py",
+    M("title-tag-weight", "predictor/ensembling.py",
       "TITLE_TAG_WEIGHT = 0.8  # model 2's tag scores are multiplied by 0.8", "TITLE_TAG_WEIGHT = 0.75", ENSEMBLE,
       "default tag blend 0.75 instead of 0.8"),
-    M("issue11-val-song-search", "trainer/validation.py", "SONGS_SEARCH, SONGS_KEEP = 10000, 100",
+    M("val-song-search", "trainer/validation.py", "SONGS_SEARCH, SONGS_KEEP = 10000, 100",
       "SONGS_SEARCH, SONGS_KEEP = 20000, 100", VALIDATION, "validation walks the top 20000 songs"),
-    M("issue11-val-tag-search", "trainer/validation.py", "TAGS_SEARCH, TAGS_KEEP = 30, 10",
+    M("val-tag-search", "trainer/validation.py", "TAGS_SEARCH, TAGS_KEEP = 30, 10",
       "TAGS_SEARCH, TAGS_KEEP = 50, 10", VALIDATION, "validation walks the top 50 tags"),
-    M("issue11-val-seen", "trainer/validation.py", "seen_songs = _row_mask(q.songs.take(part), 0, S, device)  # [b, S]",
+    M("val-seen", "trainer/validation.py", "seen_songs = _row_mask(q.songs.take(part), 0, S, device)  # [b, S]",
       "seen_songs = torch.zeros(b - a, S, dtype=torch.bool, device=device)", VALIDATION,
       "validation keeps the question's own songs"),
-    M("issue11-val-tag-offset", "trainer/validation.py",
+    M("val-tag-offset", "trainer/validation.py",
       "seen_tags = _row_mask(q.tags.take(part), S, vocab.n_tags, device)  # [b, T]",
       "seen_tags = _row_mask(q.tags.take(part), S - 1, vocab.n_tags + 1, device)[:, :-1]", VALIDATION,
       "seen tags shifted by one (wrong label offset)"),
-    M("issue11-val-date", "trainer/validation.py", "blocked = seen_songs | future", "blocked = seen_songs",
+    M("val-date", "trainer/validation.py", "blocked = seen_songs | future", "blocked = seen_songs",
       VALIDATION, "validation ignores the release-date filter"),
-    M("issue11-val-pad-future", "trainer/validation.py",
+    M("val-pad-future", "trainer/validation.py",
       "songs, short = pad_popular(first_survivors(song_logits, blocked, SONGS_SEARCH, SONGS_KEEP)[1], blocked)",
       "songs, short = pad_popular(first_survivors(song_logits, blocked, SONGS_SEARCH, SONGS_KEEP)[1], seen_songs)",
       VALIDATION, "validation pads short lists with future songs (the README says it skips them)"),
-    M("issue11-gelu-exact", "models/layers.py",
+    M("gelu-exact", "models/layers.py",
       'ACTIVATIONS = {"gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu}',
       'ACTIVATIONS = {"gelu_tanh": lambda x: F.gelu(x), "relu": F.relu}', MODELS, "exact GELU in model 1"),
-    M("issue11-model2-gelu", "models/plylst_title.py",
+    M("model2-gelu", "models/plylst_title.py",
       'self.encoder = Encoder(c.d_model, c.n_layers, c.n_heads, c.d_ff, c.dropout, "relu")',
       'self.encoder = Encoder(c.d_model, c.n_layers, c.n_heads, c.d_ff, c.dropout, "gelu_tanh")', MODELS,
       "GELU instead of ReLU in model 2"),
-    M("issue11-ln-eps", "models/layers.py", "LN_EPS = 1e-12  # tf.contrib.layers.layer_norm's epsilon",
+    M("ln-eps", "models/layers.py", "LN_EPS = 1e-12  # tf.contrib.layers.layer_norm's epsilon",
       "LN_EPS = 1e-5", MODELS, "LayerNorm epsilon 1e-5"),
-    M("issue11-model2-table-scale", "models/plylst_title.py",
+    M("model2-table-scale", "models/plylst_title.py",
       "return segment_logits(table, h * scale if scale != 1.0 else h,", "return segment_logits(table, h,", MODELS,
       "model 2's table dropout without its 1/(1-p) scale"),
-    M("issue11-title-lower", "data_loader/title.py", 'return _NOT_KEPT.sub(" ", title).strip().lower()',
+    M("title-lower", "data_loader/title.py", 'return _NOT_KEPT.sub(" ", title).strip().lower()',
       'return _NOT_KEPT.sub(" ", title).strip()', TITLES, "titles not lowercased"),
-    M("issue11-title-ampersand", "data_loader/title.py", '_NOT_KEPT = re.compile(r"[^가-힣a-zA-Z0-9& ]+")',
+    M("title-ampersand", "data_loader/title.py", '_NOT_KEPT = re.compile(r"[^가-힣a-zA-Z0-9& ]+")',
       '_NOT_KEPT = re.compile(r"[^가-힣a-zA-Z0-9 ]+")', TITLES, "'&' removed from titles"),
-    M("issue11-title-jamo", "data_loader/title.py", '_NOT_KEPT = re.compile(r"[^가-힣a-zA-Z0-9& ]+")',
+    M("title-jamo", "data_loader/title.py", '_NOT_KEPT = re.compile(r"[^가-힣a-zA-Z0-9& ]+")',
       '_NOT_KEPT = re.compile(r"[^가-힣ㄱ-ㅣa-zA-Z0-9& ]+")', TITLES, "jamo (ㅋㅋ) kept in titles"),
-    M("issue11-sp-unigram", "data_loader/title.py", 'character_coverage=0.9995, model_type="bpe", '
+    M("sp-unigram", "data_loader/title.py", 'character_coverage=0.9995, model_type="bpe", '
       'user_defined_symbols=list(TITLE_SPECIALS),', 'character_coverage=0.9995, model_type="unigram", '
       'user_defined_symbols=list(TITLE_SPECIALS),', TITLES, "a unigram SentencePiece model"),
-    M("issue11-sp-coverage", "data_loader/title.py", 'character_coverage=0.9995, model_type="bpe", '
+    M("sp-coverage", "data_loader/title.py", 'character_coverage=0.9995, model_type="bpe", '
       'user_defined_symbols=list(TITLE_SPECIALS),', 'character_coverage=1.0, model_type="bpe", '
       'user_defined_symbols=list(TITLE_SPECIALS),', TITLES, "SentencePiece character coverage 1.0"),
-    M("issue11-sp-no-fallback", "data_loader/title.py", "if not m:", "if True:", TITLES,
+    M("sp-no-fallback", "data_loader/title.py", "if not m:", "if True:", TITLES,
       "no small-corpus fallback"),
-    M("issue11-sp-no-warning", "data_loader/title.py", "warning = (f\"SentencePiece: the title corpus supports at "
+    M("sp-no-warning", "data_loader/title.py", "warning = (f\"SentencePiece: the title corpus supports at "
       "most {m.group(1)} pieces, \"", "warning = (f\"\"", TITLES, "the fallback's warning does not say the size"),
-    M("issue11-encode-drops-song-0", "data_loader/encode.py", "keep = labels >= 0", "keep = labels > 0", TITLES,
+    M("encode-drops-song-0", "data_loader/encode.py", "keep = labels >= 0", "keep = labels > 0", TITLES,
       "encoding drops the most popular song (label 0)"),
-    M("issue11-artists-first-only", "data_loader/encode.py",
+    M("artists-first-only", "data_loader/encode.py",
       "per_song = vocab.song_artists.lengths()[songs.values]",
       "per_song = vocab.song_artists.lengths()[songs.values].clip(max=1)", TITLES,
       "artists_csr keeps one artist per song"),
-    M("issue11-resume-epoch-done", "trainer/loop.py", "position = (si, epoch + 1, 0, True)",
+    M("resume-epoch-done", "trainer/loop.py", "position = (si, epoch + 1, 0, True)",
       "position = (si, epoch, 0, True)", TRAINER, "resume after a finished epoch repeats it"),
-    M("issue11-resume-rng", "trainer/loop.py", 'torch.set_rng_state(rng["torch"].cpu())', "pass",
+    M("resume-rng", "trainer/loop.py", 'torch.set_rng_state(rng["torch"].cpu())', "pass",
       TRAINER, "resume does not restore the random state"),
-    M("issue11-cli-title-importance", "predictor/ensembling.py",
+    M("cli-title-importance", "predictor/ensembling.py",
       'title_importance=(title_importance > 0, "> 0 (a title-only question has n = 0)"),',
       'title_importance=(True, "> 0 (a title-only question has n = 0)"),', ("tests/test_entry_errors.py",),
       "Ensemble.py --title_importance=0 reaches the weight rules (a traceback)"),
-    M("issue11-cli-preset", "data_loader/make_sample_dataset.py",
+    M("cli-preset", "data_loader/make_sample_dataset.py",
       "raise UsageError(f\"--preset must be one of {', '.join(PRESETS)}, got {preset!r}\")", "pass",
       ("tests/test_entry_errors.py",), "make_sample_dataset.py --preset=huge fails in generate (a traceback)"),
-    M("issue11-atomic-leaves-temp", "data_loader/jsonio.py", "os.unlink(tmp)", "pass",
+    M("atomic-leaves-temp", "common/jsonio.py", "os.unlink(tmp)", "pass",
       ("tests/test_atomic_writes.py",), "a failed write leaves its temporary file"),
-    M("issue11-atomic-in-place", "data_loader/jsonio.py", "yield tmp", "yield path",
+    M("atomic-in-place", "common/jsonio.py", "yield tmp", "yield path",
       ("tests/test_atomic_writes.py",), "writes go straight to the target"),
-    M("issue11-knn-idf", "baselines/playlist_knn.py",
+    M("knn-idf", "baselines/playlist_knn.py",
       "idf = np.log(x.shape[0] / np.maximum(np.asarray(x.sum(0)).ravel(), 1)).astype(np.float32)  # [size]",
       "idf = np.log1p(x.shape[0] / np.maximum(np.asarray(x.sum(0)).ravel(), 1)).astype(np.float32)  # [size]",
       ("tests/test_baselines.py",), "playlist-kNN IDF log(1 + P/df)"),
-    M("issue11-knn-cosine", "baselines/playlist_knn.py",
+    M("knn-cosine", "baselines/playlist_knn.py",
       "norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())", "norms = np.asarray(m.multiply(m).sum(1)).ravel()",
       ("tests/test_baselines.py",), "playlist-kNN rows divided by the squared norm"),
     # ---- further mutations: models, losses, samplers, walk, blend, validation, metric ---------------------------
@@ -219,12 +218,12 @@ MUTATIONS: tuple[Mutation, ...] = (
       "for pid, s, t in zip(q.ids, song_idx[:, ::-1], tag_idx)]", VALIDATION, "validation scores its list reversed"),
     M("val-loss-targets", "trainer/validation.py", "songs, tags = hstack([q_songs, a_songs]), hstack([q_tags, a_tags])",
       "songs, tags = a_songs, a_tags", VALIDATION, "validation loss targets without the question's items"),
-    M("metric-idcg-cap", "evaluate.py", "IDCG = [_discount_sum(length) for length in range(N_SONGS + 1)]  "
+    M("metric-idcg-cap", "common/metric.py", "IDCG = [_discount_sum(length) for length in range(N_SONGS + 1)]  "
       "# IDCG[n] for answers of n items, n = 0..100", "IDCG = [_discount_sum(min(length, 10)) for length in "
       "range(N_SONGS + 1)]", ("tests/test_evaluate.py",), "IDCG capped at 10 items"),
-    M("metric-log2", "evaluate.py", "total += 1.0 / math.log(i + 2)", "total += 1.0 / math.log2(i + 2)",
+    M("metric-log2", "common/metric.py", "total += 1.0 / math.log(i + 2)", "total += 1.0 / math.log2(i + 2)",
       ("tests/test_evaluate.py",), "IDCG discounted by log2"),
-    M("metric-weights", "evaluate.py", "SONG_WEIGHT = 0.85", "SONG_WEIGHT = 0.8", ("tests/test_evaluate.py",),
+    M("metric-weights", "common/arena.py", "SONG_WEIGHT = 0.85  # the score's weights of song and tag nDCG", "SONG_WEIGHT = 0.8", ("tests/test_evaluate.py",),
       "score = 0.8 song + 0.15 tag"),
     M("stage-ranking-from-40", "trainer/loop.py", "ranking_from_epoch: int | None = 50  # the ranking term is on "
       "from this epoch of the stage; None: never", "ranking_from_epoch: int | None = 40", TRAINER,
@@ -254,9 +253,9 @@ MUTATIONS: tuple[Mutation, ...] = (
       "loss_sum += float(plain) * bs", VALIDATION, "validation loss weighs a short last batch as a full one"),
     M("early-stop-on-equal", "trainer/loop.py", "improved = best_score is None or score > best_score",
       "improved = best_score is None or score >= best_score", TRAINER, "an equal score counts as an improvement"),
-    M("adam-priming-resets-moments", "trainer/loop.py", "if not optimizer.state[p]:", "if True:", TRAINER,
+    M("adam-priming-resets-moments", "trainer/adam_tf1.py", "if not optimizer.state[p]:", "if True:", TRAINER,
       "a new stage zeroes the Adam moments of parameters already trained"),
-    # beyond issue 11: the TF1 Adam, the distributed loss scale, the item-CF locality exponent, booleans as words
+    # ---- the TF1 Adam, the distributed loss scale, the item-CF locality exponent, booleans as words -----------
     M("adam-torch-eps", "trainer/adam_tf1.py",
       'group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** group["tf_step"])',
       'group["eps"] = group["tf_eps"]', ("tests/test_reliability_trainer.py",),
@@ -266,12 +265,12 @@ MUTATIONS: tuple[Mutation, ...] = (
       "each rank's loss not multiplied by the world size: half the update on 2 ranks"),
     M("item-cf-no-locality", "baselines/item_cf.py", "w.data **= self.theta", "pass", ("tests/test_peers.py",),
       "item_cf ignores theta"),
-    M("cli-bool-words", "data_loader/cli.py", "return raw.lower() in TRUE", "return bool(raw)", ("tests/test_cli.py",),
+    M("cli-bool-words", "common/cli.py", "return raw.lower() in TRUE", "return bool(raw)", ("tests/test_cli.py",),
       "--resume=false means True"),
     M("sp-model-records-temp-path", "data_loader/title.py", "input=corpus.name, model_prefix=str(model_prefix."
       "relative_to(corpus.parent)), vocab_size=vocab_size,", "input=str(corpus), model_prefix=str(model_prefix), "
       "vocab_size=vocab_size,", TITLES, "the .model file records its temp folder: every step-1 re-run orphans model 2"),
-    M("resume-defaults", "trainer/loop.py", "if not given.get(\"resume\"):", "if True:",
+    M("resume-defaults", "trainer/run_dir.py", "if not given.get(\"resume\"):", "if True:",
       ("tests/test_reliability_trainer.py",), "--resume alone takes the defaults, not the run's recorded flags"),
 )
 

@@ -1,4 +1,4 @@
-"""The benchmarks of DESIGN.md section 6: one command, one report (printed and written to {work_dir}/benchmark.md).
+"""The benchmarks (docs/benchmarks.md): one command, one report (printed and written to {work_dir}/benchmark.md).
 
     python -m benchmarks.run [--preset=demo|full] [--work_dir=benchmarks/results/<preset>] [--gpu=None]
         [--train_steps=10] [--skip_generate=False] [--amp=False] [--quality=True] [--inference_questions=None]
@@ -8,10 +8,10 @@ Phases, in order, on the sample dataset of the preset (data_loader/make_sample_d
     2. training throughput of each model's real batches (model 1 denoising, model 2 fine-tuning and MLM, the
        ranking term off and on) next to the practical roofline: the time of the same step's matmuls alone
        (benchmarks/roofline.py), measured in the same run; on CUDA a float32 and a bf16-autocast row each;
-    3. inference: the ensemble (predictor.ensembling.run) on the sample's leaderboard questions, dataset/val.json;
+    3. inference: the ensemble (predictor.ensembling.run_ensemble) on the sample's leaderboard questions, dataset/val.json;
     4. evaluation time (and score) of its results against dataset/sample_answers/val.json;
-    5. quality: the leaderboard (baselines.leaderboard) on step 1's local split, questions/ vs answers/val.json;
-       and the validation curve (PNG, trainer/curves.py) of every run trained into {work_dir}/output.
+    5. quality: the leaderboard (reports.leaderboard) on step 1's local split, questions/ vs answers/val.json;
+       and the validation curve (PNG, reports/curves.py) of every run trained into {work_dir}/output.
 
 Layout of work_dir: dataset/ (step 0's files and step 1's split), output/ (the dumps; train into it with
 `python train.py --dataset_dir=W/dataset --output_dir=W/output` to benchmark trained models), untrained/ (freshly
@@ -32,18 +32,19 @@ from typing import Any, Sequence
 
 import torch
 
-from baselines import leaderboard
-from trainer.curves import plot_runs
+from reports import leaderboard
+from reports.curves import plot_runs
 from benchmarks.roofline import record_matmuls, time_matmuls
-from data_loader.cli import UsageError, check_flags, check_gpu, run_cli
+from common.cli import UsageError, check_flags, check_gpu, run_cli
 from data_loader.dumps import Dumps, load_dumps
-from data_loader.jsonio import InputError, atomic_write, load_json, write_json
+from common.jsonio import InputError, atomic_write, load_json, write_json
 from data_loader.make_sample_dataset import PRESETS
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
-from evaluate import ResultsError, evaluate_from_data
+from common.metric import ResultsError, evaluate_from_data
 from models import MODELS
-from predictor.ensembling import RUNS, run
+from models import RUNS
+from predictor.ensembling import run_ensemble
 from trainer.checkpoint import save_checkpoint
 from trainer.device import pick_device
 
@@ -281,7 +282,7 @@ def inference(dataset_dir: Path, output_dir: Path, work: Path, gpu: int | None, 
     models_dir = output_dir if trained else untrained_models(work / "untrained", load_dumps(output_dir))
     questions = question_file(dataset_dir, work, limit)
     results = work / "inference" / "results.json"
-    out = run(bs=bs, gpu=gpu, question_path=str(questions), out_path=str(results), dataset_dir=str(dataset_dir),
+    out = run_ensemble(bs=bs, gpu=gpu, question_path=str(questions), out_path=str(results), dataset_dir=str(dataset_dir),
               output_dir=str(models_dir), amp=amp)
     seconds, n = out["seconds"], out["n"]
     total, work_s = sum(seconds.values()), seconds.get("forward", 0.0) + seconds.get("candidates/blend", 0.0)
@@ -290,7 +291,7 @@ def inference(dataset_dir: Path, output_dir: Path, work: Path, gpu: int | None, 
               *(f"{k} s" for k in seconds), "total s"]
     row = [f"{n:,}", weights, f"{n / work_s:,.1f}", f"{n / total:,.1f}", *(f"{v:.2f}" for v in seconds.values()),
            f"{total:.2f}"]
-    lines = ["## Inference", "", f"predictor.ensembling.run on {questions}" + (", bf16 autocast" if amp else "")
+    lines = ["## Inference", "", f"predictor.ensembling.run_ensemble on {questions}" + (", bf16 autocast" if amp else "")
              + f"; routing: {', '.join(f'{k} {v:,}' for k, v in out['counts'].items())}.", "", *table(header, [row])]
     return lines, questions, results, trained
 

@@ -1,4 +1,4 @@
-"""The model-1 vocabulary from orig/train.json, as the original's Label_info (ORIGINAL.md 1.3).
+"""The model-1 vocabulary from orig/train.json, as the original's Label_info (docs/original.md 1.3).
 
 Songs and tags are ranked by occurrence count; artists by document frequency: +1 per playlist for each artist of
 the playlist's in-vocabulary songs. Ranks are descending with ties in first-seen order (Python's stable sorted(...,

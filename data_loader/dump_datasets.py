@@ -3,7 +3,7 @@
     python data_loader/dump_datasets.py [--dataset_dir=dataset] [--output_dir=output]
 
 Reads {dataset_dir}/train.json and, if present, {dataset_dir}/song_meta.json; writes the layout described in
-data_loader/dumps.py (ORIGINAL.md 1.2-1.6). Every input is validated before anything is written, every file is
+data_loader/dumps.py (docs/original.md 1.2-1.6). Every input is validated before anything is written, every file is
 written atomically, and dumps/meta.json is removed first and written last, so a folder whose meta.json exists
 always holds one complete, consistent run.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import importlib.metadata
 import time
 from collections import Counter
@@ -22,16 +21,16 @@ from typing import Iterator
 import numpy as np
 
 from data_loader.build_vocab import RECALL, build_vocab, flat_songs, sorted_unique
-from data_loader.cli import check_output_dir, run_cli
+from common.arena import QUESTION_TYPES, question_type
+from common.cli import check_output_dir, run_cli
 from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
-from data_loader.jsonio import InputError, atomic_path, load_json, remove_stale_temps, write_json
+from common.jsonio import InputError, atomic_path, load_json, remove_stale_temps, sha256_file, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import SPLIT_RATIO, SPLIT_SEED, group_sizes, seeded_split, split_paths, write_split
 from data_loader.title import SP_VOCAB_SIZE, load_sentencepiece, normalise_title, train_sentencepiece
 from data_loader.vocab import sorted_lookup
-from evaluate import QUESTION_TYPES, question_type
 
 
 @contextlib.contextmanager
@@ -40,14 +39,6 @@ def _phase(name: str, timings: dict[str, float]) -> Iterator[None]:
     yield
     timings[name] = time.perf_counter() - start
     print(f"  {name}: {timings[name]:.1f}s (cpu {time.process_time() - cpu:.1f}s)", flush=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _code_version() -> str:
@@ -103,7 +94,7 @@ def _run(dataset: Path, out: Path) -> None:
         playlists = load_json(train_path)
         for warning in validate_playlists(playlists, str(train_path)):
             print(f"warning: {warning}")
-        sources = {"train.json": {"path": str(train_path), "sha256": _sha256(train_path), "n": len(playlists)}}
+        sources = {"train.json": {"path": str(train_path), "sha256": sha256_file(train_path), "n": len(playlists)}}
 
     artists, issue = None, None
     if meta_path.is_file():
@@ -112,7 +103,7 @@ def _run(dataset: Path, out: Path) -> None:
             validate_song_meta(song_meta, str(meta_path))
             artists = {r["id"]: r["artist_id_basket"] for r in song_meta}
             issue = {r["id"]: int(r["issue_date"]) for r in song_meta}
-            sources["song_meta.json"] = {"path": str(meta_path), "sha256": _sha256(meta_path), "n": len(song_meta)}
+            sources["song_meta.json"] = {"path": str(meta_path), "sha256": sha256_file(meta_path), "n": len(song_meta)}
             del song_meta
     else:
         sources["song_meta.json"] = None

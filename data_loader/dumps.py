@@ -22,7 +22,7 @@ import hashlib
 import numpy as np
 import sentencepiece as spm
 
-from data_loader.jsonio import InputError, load_json
+from common.jsonio import InputError, load_json
 from data_loader.playlists import Playlists
 from data_loader.title import load_sentencepiece
 from data_loader.vocab import Vocab

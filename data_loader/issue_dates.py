@@ -1,4 +1,4 @@
-"""The corrected issue date of every vocabulary song (the original's util.get_song_issue_dict, ORIGINAL.md 1.4).
+"""The corrected issue date of every vocabulary song (the original's util.get_song_issue_dict, docs/original.md 1.4).
 
 Predictions drop a song whose issue date is later than the question playlist's updt date. Some song_meta dates
 are 0 or later than playlists that already contain the song, so they are corrected first: scanning the FULL
@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from data_loader.build_vocab import flat_songs
-from data_loader.playlists import updt_to_int
+from data_loader.playlists import CSR, updt_to_int
 from data_loader.vocab import Vocab
 
 
@@ -39,3 +39,10 @@ def song_issue_dates(vocab: Vocab, full_train: Sequence[dict], issue: Mapping[in
     corrected = np.full(vocab.n_songs, np.iinfo(np.int64).max)
     np.minimum.at(corrected, labels[strange], occ_updt[strange])
     return np.where(corrected < np.iinfo(np.int64).max, corrected, dates).astype(np.int32)
+
+
+def popularity_issue_dates(song_ids: np.ndarray, train: Sequence[dict], song_meta: Sequence[dict]) -> np.ndarray:
+    """int32 [n]: the issue dates of the songs `song_ids` (raw ids, e.g. a ranker's columns), corrected as
+    `song_issue_dates` corrects the models' over the playlists `train`."""
+    vocab = Vocab(song_ids.tolist(), [], [], CSR(np.zeros(0, np.int32), np.zeros(len(song_ids) + 1, np.int64)))
+    return song_issue_dates(vocab, train, {s["id"]: int(s["issue_date"]) for s in song_meta})

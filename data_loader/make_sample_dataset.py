@@ -1,4 +1,4 @@
-"""Make a synthetic Melon-shaped playlist dataset with planted structure (step 0, DESIGN.md section 5).
+"""Make a synthetic Melon-shaped playlist dataset with planted structure (step 0).
 
 Writes, in the official Kakao Arena 2020 schema, into `out_dir`:
     train.json                 playlists: tags, id, plylst_title, songs, like_cnt, updt_date
@@ -21,7 +21,7 @@ The generative story, so that the models have something real to learn:
   theme's words, generic words, maybe a tag, sometimes an emoji or symbol.
 - Lengths, dates and like counts follow the shape of the real data (songs per playlist median 30, mean ~45,
   at most 200; tags mean ~4, median 3; updt_date 2005-2020 skewed to recent years).
-Question files use the competition's mix (QUESTION_TYPES); a shown-in-part list keeps floor(L/2) items and the
+Question files use the competition's mix (QUESTION_MIX); a shown-in-part list keeps floor(L/2) items and the
 answer gets the rest, a hidden list goes to the answer whole (cut to 100 songs / 10 tags as the arena split does).
 
 Step 0 never replaces data it did not write: it records what it wrote, with each file's sha256, in
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_loader.cli import UsageError, check_output_dir, run_cli
-from data_loader.jsonio import atomic_path, remove_stale_temps, write_json
+from common.cli import UsageError, check_output_dir, run_cli
+from common.jsonio import atomic_path, remove_stale_temps, sha256_file, write_json
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ PRESETS = {
 
 # Question types of the competition's val/test files: name, share, and whether songs / tags are shown in part
 # (else hidden whole) and whether the title is shown (else "").
-QUESTION_TYPES = (
+QUESTION_MIX = (
     ("songs only", 0.42, True, False, False),
     ("songs+tags", 0.39, True, True, False),
     ("title only", 0.08, False, False, True),
@@ -81,8 +81,8 @@ OUTPUT_FILES = ("train.json", "val.json", "test.json", "song_meta.json", "genre_
                 "sample_answers/val.json", "sample_answers/test.json")  # the keys of generate()'s result
 
 # Playlist shape. Songs per playlist: lognormal, median 30, mean ~45, 90th percentile ~105, in [1, 200].
-SONGS_MEDIAN, SONGS_SIGMA, MAX_SONGS = 30.0, 0.98, 200
-TAGS_MEDIAN, TAGS_SIGMA, MAX_TAGS = 3.45, 0.68, 10  # tags: median 3, mean ~4.1, in [1, 10]
+SONGS_MEDIAN, SONGS_SIGMA, LONGEST_SONGS = 30.0, 0.98, 200
+TAGS_MEDIAN, TAGS_SIGMA, LONGEST_TAGS = 3.45, 0.68, 10  # tags: median 3, mean ~4.1, in [1, 10]
 THEMES_PER_PLAYLIST_P = (0.45, 0.35, 0.20)  # probability of 1, 2, 3 themes
 MIN_ISSUED_SHARE, MAX_THEME_REDRAWS = 0.5, 6  # see _playlists
 P_GLOBAL_SONG = 0.04  # a song drawn by global popularity instead of the playlist's themes
@@ -497,8 +497,8 @@ def _playlists(rng, preset: Preset, themes: _Themes, songs: _Songs, tag_pool: li
                                                       for x in (segs, lo, hi, full))
     # Question playlists need >= 2 songs and tags, so that both halves of a shown-in-part list are nonempty.
     low = np.where(np.arange(n) < preset.n_train, 1, 2)
-    n_songs = _lengths(rng, n, SONGS_MEDIAN, SONGS_SIGMA, MAX_SONGS, low)
-    n_tags = _lengths(rng, n, TAGS_MEDIAN, TAGS_SIGMA, MAX_TAGS, low)
+    n_songs = _lengths(rng, n, SONGS_MEDIAN, SONGS_SIGMA, LONGEST_SONGS, low)
+    n_tags = _lengths(rng, n, TAGS_MEDIAN, TAGS_SIGMA, LONGEST_TAGS, low)
 
     def pick_column(rows, p_global):  # a theme column by the playlist's weights, or the global column 3
         c = np.minimum((rng.random(len(rows))[:, None] > cum_w[rows]).sum(1), 2)
@@ -546,13 +546,13 @@ def _split_half(rng, items: list) -> tuple[list, list]:
 
 
 def _questions(rng, playlists: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Question and answer files with the exact QUESTION_TYPES mix (shares rounded, in random order)."""
+    """Question and answer files with the exact QUESTION_MIX (shares rounded, in random order)."""
     n = len(playlists)
-    counts = [round(share * n) for _, share, *_ in QUESTION_TYPES[:-1]]
-    kinds = rng.permutation(np.repeat(np.arange(len(QUESTION_TYPES)), counts + [n - sum(counts)]))
+    counts = [round(share * n) for _, share, *_ in QUESTION_MIX[:-1]]
+    kinds = rng.permutation(np.repeat(np.arange(len(QUESTION_MIX)), counts + [n - sum(counts)]))
     questions, answers = [], []
     for p, kind in zip(playlists, kinds.tolist()):
-        _, _, songs_shown, tags_shown, title_shown = QUESTION_TYPES[kind]
+        _, _, songs_shown, tags_shown, title_shown = QUESTION_MIX[kind]
         q_songs, a_songs = _split_half(rng, p["songs"]) if songs_shown else ([], p["songs"][:ANSWER_CAP_SONGS])
         q_tags, a_tags = _split_half(rng, p["tags"]) if tags_shown else ([], p["tags"][:ANSWER_CAP_TAGS])
         common = {"like_cnt": p["like_cnt"], "updt_date": p["updt_date"]}
@@ -625,11 +625,7 @@ def not_ours(out_dir: str, names: list[str]) -> list[str]:
         if not os.path.isfile(path) or os.path.islink(path):
             foreign.append(name)
             continue
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        if h.hexdigest() not in written.get(name, ()):
+        if sha256_file(path) not in written.get(name, ()):
             foreign.append(name)
     return foreign
 

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from data_loader.jsonio import atomic_path
+from common.jsonio import atomic_path
 
 
 @dataclass

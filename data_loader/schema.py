@@ -22,7 +22,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any, Callable
 
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 
 PLAYLIST_FIELDS = ("id", "songs", "tags", "plylst_title", "updt_date")
 SONG_META_FIELDS = ("id", "issue_date", "artist_id_basket")

@@ -1,4 +1,4 @@
-"""The local validation split: the official kakao-arena split_data.py procedure with ratio 0.9 (ORIGINAL.md 1.2).
+"""The local validation split: the official kakao-arena split_data.py procedure with ratio 0.9 (docs/original.md 1.2).
 
 Given the same train.json, the four lists are identical to what the original produces, provided both Python's
 `random` and numpy's legacy global RandomState are seeded 777 right before (`seeded_split` does that) and
@@ -17,11 +17,11 @@ from typing import Sequence
 
 import numpy as np
 
-from data_loader.jsonio import write_json
+from common.jsonio import write_json
 
 SPLIT_SEED = 777
 SPLIT_RATIO = 0.9
-# (name, masked columns, deleted columns, end of the group as a share of val); names as evaluate.QUESTION_TYPES
+# (name, masked columns, deleted columns, end of the group as a share of val); names as common/arena.py's QUESTION_TYPES
 GROUPS = (
     ("songs only", ("songs",), ("tags",), 0.3),
     ("songs+tags", ("songs", "tags"), (), 0.8),

@@ -1,4 +1,4 @@
-"""Playlist titles: the original's normalisation and its SentencePiece BPE model (ORIGINAL.md 1.5).
+"""Playlist titles: the original's normalisation and its SentencePiece BPE model (docs/original.md 1.5).
 
 The user-defined symbols come right after SentencePiece's own unk/bos/eos, so their ids are fixed:
 @songs_cls=3, @tags_cls=4, @sep=5, @mask=6, @pad=7.
@@ -13,7 +13,7 @@ from typing import Iterable
 
 import sentencepiece as spm
 
-from data_loader.jsonio import temp_dir
+from common.jsonio import temp_dir
 
 TITLE_SPECIALS = ("@songs_cls", "@tags_cls", "@sep", "@mask", "@pad")
 SONGS_CLS, TAGS_CLS, SEP, MASK, PAD = 3, 4, 5, 6, 7
@@ -40,7 +40,7 @@ def train_sentencepiece(titles: Iterable[str], out_dir: str | Path, vocab_size: 
     lines = [t for t in (normalise_title(x) for x in titles) if t]
     if not lines:
         raise ValueError("no non-empty normalised title to train SentencePiece on")
-    # a temp folder named by data_loader.jsonio's scheme: if this process is killed, the next step 1 removes it
+    # a temp folder named by common.jsonio's scheme: if this process is killed, the next step 1 removes it
     with temp_dir(out_dir, "sentencepiece") as tmp:
         corpus = Path(tmp) / "plylst_titles.txt"
         corpus.write_text("".join(t + "\n" for t in lines), encoding="utf-8")

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data_loader.jsonio import InputError, load_json, write_json
+from common.jsonio import InputError, load_json, write_json
 from data_loader.playlists import CSR
 
 SPECIALS = ("@songs_cls", "@tags_cls", "@artists_cls", "@pad", "@sep")

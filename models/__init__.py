@@ -10,6 +10,9 @@ MODELS: dict[str, type[PlaylistModel]] = {
     SongsTagsArtistsModel.name: SongsTagsArtistsModel,
     PlylstTitleModel.name: PlylstTitleModel,
 }
+# The run folders of the two models under --output_dir (a run is named after its model, trainer/run_dir.py), in the
+# order the ensemble takes them as members.
+RUNS: tuple[str, ...] = tuple(MODELS)
 
-__all__ = ["MODELS", "PlaylistModel", "SongsTagsArtistsConfig", "SongsTagsArtistsModel",
+__all__ = ["MODELS", "RUNS", "PlaylistModel", "SongsTagsArtistsConfig", "SongsTagsArtistsModel",
            "PlylstTitleConfig", "PlylstTitleModel"]

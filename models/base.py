@@ -12,13 +12,14 @@ A batch is a dict of CPU or device tensors built by the data code (data_loader/)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from data_loader.playlists import Playlists
+from models.layers import TableDropout
 
 
 class PlaylistModel(nn.Module):
@@ -50,6 +51,13 @@ class PlaylistModel(nn.Module):
         """How many units `loss` averages over for this batch: its rows (the BCE means over rows x vocabulary).
         Distributed training weighs each rank's loss by its shard's share of the global batch's units."""
         return int(batch["ids"].shape[0])
+
+    def seed_table_masks(self, seed_of: Callable[[int], int] | None) -> None:
+        """Draw the next masks of the i-th table-dropout layer (in module order) from a generator seeded with
+        seed_of(i); None: from torch's global generator again. Under torchrun every rank seeds them alike, so that
+        all ranks drop the same rows of a shared table."""
+        for index, module in enumerate(m for m in self.modules() if isinstance(m, TableDropout)):
+            module.seed_masks(None if seed_of is None else seed_of(index))
 
     def config_dict(self) -> dict:
         return dataclasses.asdict(self.config)

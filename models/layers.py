@@ -1,4 +1,4 @@
-"""Building blocks shared by both models (ORIGINAL.md 2.2 and 3.2) and their losses (ORIGINAL.md 2.3).
+"""Building blocks shared by both models (docs/original.md 2.2 and 3.2) and their losses (docs/original.md 2.3).
 
 The original writes its block as x = LN(x); h = x + Drop(MHA(x)); h = LN(h); x = h + Drop(FFN(h)); final LN.
 Because the residual adds the *normalised* tensor this is a post-norm Transformer with an extra LayerNorm on the
@@ -271,7 +271,7 @@ class EncoderLayer(nn.Module):
 
 
 class Encoder(nn.Module):
-    """LN(embeddings) followed by n_layers post-norm layers (the original's "pre-norm" block, ORIGINAL.md 2.2)."""
+    """LN(embeddings) followed by n_layers post-norm layers (the original's "pre-norm" block, docs/original.md 2.2)."""
 
     def __init__(self, d_model: int, n_layers: int, n_heads: int, d_ff: int, dropout: float, activation: str):
         super().__init__()
@@ -323,7 +323,7 @@ def multi_hot_bce_mean(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 
 
 def top100_ranking_term(logits: torch.Tensor, targets: torch.Tensor, k: int = 100) -> torch.Tensor:
-    """The original's ranking loss (ORIGINAL.md 2.3): over each row's top-k items by p = sigmoid(logits),
+    """The original's ranking loss (docs/original.md 2.3): over each row's top-k items by p = sigmoid(logits),
     positives add -log(p + 1e-10) and negatives -log(1 - p + 1e-10); the sum is divided by B*V.
 
     The ranking comes from this same forward pass and carries no gradient. Ranking by logits equals ranking by p

@@ -1,6 +1,6 @@
 """Model 2, "plylst_title": a small BERT over the playlist title's BPE pieces that scores songs and tags.
 
-Port of models/TitleBert.py in SeonbeomKim/kakao-arena-music-recommendation (ORIGINAL.md section 3).
+Port of models/TitleBert.py in SeonbeomKim/kakao-arena-music-recommendation (docs/original.md section 3).
 Input [@songs_cls, @tags_cls] + pieces[:50] + [@sep], padded with @pad to 53, with learned position embeddings.
 Stage A pre-trains it as a masked language model (head tied to the BPE table); stage B scores songs from the
 songs_cls output and tags from the tags_cls output against a separate [S+T, d] output table with table dropout.

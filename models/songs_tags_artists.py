@@ -1,6 +1,6 @@
 """Model 1, "songs_tags_artists": an order-free BERT autoencoder over a playlist's songs, tags and artists.
 
-Port of models/OrderlessBertAE.py in SeonbeomKim/kakao-arena-music-recommendation (ORIGINAL.md section 2).
+Port of models/OrderlessBertAE.py in SeonbeomKim/kakao-arena-music-recommendation (docs/original.md section 2).
 Input [songs_cls, tags_cls, artists_cls] + songs + tags + artists (no position or segment embeddings, so the cls
 outputs do not depend on the items' order); the hidden states at the three cls positions score every song, tag and
 artist against the same embedding table they were looked up in (tied weights, one table dropout mask for both).

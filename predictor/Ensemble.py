@@ -1,4 +1,4 @@
-"""Step 4: recommend 100 songs and 10 tags for every question with the two-model ensemble (ORIGINAL.md 4).
+"""Step 4: recommend 100 songs and 10 tags for every question with the two-model ensemble (docs/original.md 4).
 
 The original's entry-point name; the logic is in predictor/ensembling.py. With --weights, the hybrid ensemble of a
 weights file from predictor/search_weights.py answers instead (predictor/hybrid.py); with --seeds, each model of the
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_loader.cli import UsageError, check_flags, run_cli
-from predictor import hybrid
-from predictor.ensembling import TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, run
+from common.cli import UsageError, check_flags, run_cli
+from predictor.ensembling import TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, run_ensemble
+from predictor.hybrid import run_hybrid
 
 
 def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
@@ -49,9 +49,9 @@ def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_
         if given:
             raise UsageError(f"{', '.join(given)}: only for the original blend; with --weights the weights file "
                              f"decides (its members, weights and seeds)")
-        hybrid.run(weights, question_path, out_path, dataset_dir, output_dir, gpu, bs, amp)
+        run_hybrid(weights, question_path, out_path, dataset_dir, output_dir, gpu, bs, amp)
         return
-    run(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp, seeds=seeds)
+    run_ensemble(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp, seeds=seeds)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ensemble's tensor work, vectorised over a batch of questions (ORIGINAL.md 4).
+"""The ensemble's tensor work, vectorised over a batch of questions (docs/original.md 4).
 
 `blend` sums the weighted candidate scores of several models over their union and ranks the union with the
 original's stable sort (equal scores keep insertion order: the first model's candidates in rank order, then the

@@ -1,4 +1,4 @@
-"""Step 4: the two-model ensemble of ORIGINAL.md 4, batched and vectorised on the device.
+"""Step 4: the two-model ensemble of docs/original.md 4, batched and vectorised on the device.
 
 Each member is a model plus its weight rule. A member answers the questions its `accepts` selects; for those it
 proposes the first 500 of its top-20000 songs that are neither seen nor issued after the playlist's updt_date,
@@ -32,25 +32,26 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from data_loader.cli import check_flags, check_gpu, check_output_file
+from common.cli import check_flags, check_gpu, check_output_file
+from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.encode import encode_playlists
-from data_loader.jsonio import InputError, load_json, write_json
+from common.jsonio import InputError, load_json, write_json
 from data_loader.playlists import CSR, Playlists
 from data_loader.schema import validate_playlists
 from data_loader.vocab import Vocab
+from models import RUNS
 from models.base import PlaylistModel
 from predictor.blend import blend, fill_first_allowed
 from trainer.candidates import first_survivors, issue_date_banned
 from trainer.checkpoint import load_model
 from trainer.device import pick_device
+from trainer.run_dir import run_dir
 
 TITLE_IMPORTANCE = 0.85  # model 2's song share is 0.85 / (0.85 + n)
 TITLE_TAG_WEIGHT = 0.8  # model 2's tag scores are multiplied by 0.8
-SONG_SEARCH, SONG_KEEP = 20000, 500  # per member: walk the top 20000 songs, keep the first 500 survivors
-TAG_SEARCH, TAG_KEEP = 300, 50
-N_SONGS, N_TAGS = 100, 10  # the answer size
-RUNS = ("songs_tags_artists", "plylst_title")  # run folders under --output_dir, in member (insertion) order
+# per member: walk the top 20000 songs / 300 tags, keep the first SONG_CANDIDATES / TAG_CANDIDATES (500 / 50) survivors
+SONG_SEARCH, TAG_SEARCH = 20000, 300
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -118,17 +119,12 @@ class SeedAverage(PlaylistModel):
         return tuple(torch.logit(total / len(self.models)) for total in sums)
 
 
-def run_folder(run: str, seed: int | None = None) -> str:
-    """The run folder of model `run` trained with `seed` (train.py --seeds); None: the single run folder `run`."""
-    return run if seed is None else f"{run}_seed{seed}"
-
-
 def load_run(output_dir: str | Path, run: str, dumps: Dumps, device: torch.device,
              seeds: Sequence[int] | None = None) -> PlaylistModel:
     """The best checkpoint of run folder `run`, or the soft vote of `{run}_seed{s}` for every seed, in eval mode
     (no table dropout at inference); refuses a checkpoint trained on other dumps (vocabulary, title model) or never
     validated as a recommender (a model 2 stopped during MLM pre-training)."""
-    paths = [Path(output_dir) / run_folder(run, s) / "best.pt" for s in (seeds or [None])]
+    paths = [run_dir(output_dir, run, s) / "best.pt" for s in (seeds or [None])]
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: checkpoint not found; train the model first (python train.py"
@@ -198,14 +194,14 @@ def _mask(csr: CSR, offset: int, width: int, device: torch.device) -> torch.Tens
 
 @dataclass
 class Candidates:
-    """One member's candidates for a batch of b questions, best first (ORIGINAL.md 4: the first SONG_KEEP surviving
-    songs of its top SONG_SEARCH, the first TAG_KEEP tags of its top TAG_SEARCH). Rows the member does not answer,
+    """One member's candidates for a batch of b questions, best first (docs/original.md 4: the first SONG_CANDIDATES surviving
+    songs of its top SONG_SEARCH, the first TAG_CANDIDATES tags of its top TAG_SEARCH). Rows the member does not answer,
     and the tail past the survivors, hold index -1 and probability 0."""
 
-    song_p: torch.Tensor  # float [b, SONG_KEEP] sigmoid probabilities
-    song_idx: torch.Tensor  # long [b, SONG_KEEP] song index in [0, S)
-    tag_p: torch.Tensor  # float [b, TAG_KEEP]
-    tag_idx: torch.Tensor  # long [b, TAG_KEEP] tag index in [0, T)
+    song_p: torch.Tensor  # float [b, SONG_CANDIDATES] sigmoid probabilities
+    song_idx: torch.Tensor  # long [b, SONG_CANDIDATES] song index in [0, S)
+    tag_p: torch.Tensor  # float [b, TAG_CANDIDATES]
+    tag_idx: torch.Tensor  # long [b, TAG_CANDIDATES] tag index in [0, T)
 
 
 @dataclass
@@ -248,8 +244,8 @@ def batch_candidates(models: Sequence[PlaylistModel], routes: np.ndarray, q: Pla
             at = torch.from_numpy(local).to(device)
             every = len(local) == b  # skip the row gathers in the common case
             found = []
-            for logits, blocked, k_search, k_keep in ((song_logits, banned, SONG_SEARCH, SONG_KEEP),
-                                                      (tag_logits, seen_tags, TAG_SEARCH, TAG_KEEP)):
+            for logits, blocked, k_search, k_keep in ((song_logits, banned, SONG_SEARCH, SONG_CANDIDATES),
+                                                      (tag_logits, seen_tags, TAG_SEARCH, TAG_CANDIDATES)):
                 p, i = first_survivors(logits, blocked if every else blocked[at], k_search, k_keep)
                 idx = torch.full((b, k_keep), -1, dtype=torch.long, device=device)
                 prob = torch.zeros(b, k_keep, dtype=p.dtype, device=device)
@@ -297,7 +293,7 @@ def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, ro
 
 
 @torch.inference_mode()
-def recommend(members: list[Member], q: Playlists, vocab: Vocab, song_issue_dates: np.ndarray, device: torch.device,
+def ensemble_recommend(members: list[Member], q: Playlists, vocab: Vocab, song_issue_dates: np.ndarray, device: torch.device,
               bs: int = 128, amp: bool = False, timer: StepTimer | None = None) -> Recommendations:
     """Recommend 100 songs and 10 tags for every question of `q` (encoded with `vocab`)."""
     timer = timer or StepTimer(device)
@@ -343,7 +339,7 @@ def read_questions(path: str | Path, dumps: Dumps) -> tuple[list[dict], Playlist
 # Entry point (predictor/Ensemble.py)
 
 
-def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
+def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
         title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
         out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset", output_dir: str = "output",
         amp: bool = False, runs: Sequence[str] = RUNS, seeds: Sequence[int] | None = None) -> dict:
@@ -379,7 +375,7 @@ def run(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_I
         members = load_members(output_dir, dumps, device, tuple(runs), title_importance, title_tag_weight, seeds)
     with timer("read+encode"):
         _, q = read_questions(question_path, dumps)
-    rec = recommend(members, q, dumps.vocab, dumps.song_issue_dates, device, bs, amp, timer)
+    rec = ensemble_recommend(members, q, dumps.vocab, dumps.song_issue_dates, device, bs, amp, timer)
     with timer("write"):
         write_json(out_path, to_records(q, rec, dumps.vocab))
     total = sum(timer.seconds.values())

@@ -15,11 +15,11 @@ import sys
 
 import numpy as np
 
-from data_loader.cli import check_flags, check_gpu, run_cli
+from common.cli import check_flags, check_gpu, run_cli
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, load_json
+from common.jsonio import InputError, load_json
 from data_loader.vocab import Vocab
-from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, load_members, recommend,
+from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, ensemble_recommend, load_members,
                                   to_records)
 from trainer.device import pick_device
 
@@ -87,7 +87,7 @@ def main(question: str | dict | list | None = None, question_file: str | None = 
     warning = unknown_items(records, dumps.vocab)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    rec = recommend(members, q, dumps.vocab, dumps.song_issue_dates, device)
+    rec = ensemble_recommend(members, q, dumps.vocab, dumps.song_issue_dates, device)
     for r in to_records(q, rec, dumps.vocab, order=np.arange(len(q))):
         print(json.dumps(r, ensure_ascii=False))
 

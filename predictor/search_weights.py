@@ -1,5 +1,5 @@
 """Search the hybrid ensemble's weights per question type on the local validation questions, and score them only on
-questions they were not fitted to (predictor/hybrid.py describes the method).
+questions they were not fitted to (docs/hybrid.md describes the method).
 
     python -m predictor.search_weights [--dataset_dir=dataset] [--output_dir=output] \\
         [--members=songs_tags_artists,plylst_title,playlist_knn] [--fusion=exp] [--seed=0] [--seeds=0,1,2] \\
@@ -11,7 +11,7 @@ questions they were not fitted to (predictor/hybrid.py describes the method).
    half; the two answered halves are written to {output_dir}/hybrid_heldout.json and scored by evaluate.py against
    answers/val.json: the held-out score, overall and per question type.
 3. The fusion fitted on all the validation questions, for new questions (Ensemble.py --weights), goes with the
-   folds' weights and held-out scores into {output_dir}/ensemble_weights.json (predictor/hybrid.py: load_weights).
+   folds' weights and held-out scores into {output_dir}/ensemble_weights.json (predictor/weights_file.py).
 
 --compare first prints the held-out score of every fusion, with the song and tag weights tied and searched apart.
 """
@@ -23,26 +23,32 @@ from pathlib import Path
 import numpy as np
 
 from baselines.rankers import RANKERS
-from data_loader.cli import UsageError, check_flags, check_gpu, check_output_dir, run_cli
+from common.arena import QUESTION_TYPES
+from common.cli import UsageError, check_flags, check_gpu, check_output_dir, run_cli
+from common.jsonio import InputError, load_json, sha256_file, write_json
+from common.metric import ResultsError, evaluate_from_data
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, load_json, write_json
 from data_loader.split import split_paths
-from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
+from models import RUNS
 from predictor import fusion as fu
-from predictor import hybrid
-from predictor.ensembling import RUNS, run_folder
+from predictor import fusion_fit
+from predictor import weights_file as wf
+from predictor.members import QuestionSet, known_members, member_rankings, read_question_set, unknown_member
+from predictor.pool import Encoded, answer_codes, encode, fallback_lists, fused_records
+from trainer.run_dir import run_dir
 
+DEFAULT_FUSION = "score"  # the fusion that scored best held out (docs/hybrid.md)
 DEFAULT_EXCLUDED = ("most_popular",)  # members left out unless named: the popularity fallback already tops lists up
 
 
 def default_members(output_dir: str, seeds: list[int] | None) -> list[str]:
     """The BERT runs whose checkpoints exist (every seed's, with seeds), then every ranker but DEFAULT_EXCLUDED."""
-    have = [run for run in RUNS if all((Path(output_dir) / run_folder(run, s) / "best.pt").is_file()
+    have = [run for run in RUNS if all((run_dir(output_dir, run, s) / "best.pt").is_file()
                                        for s in (seeds or [None]))]
     return have + [name for name in RANKERS if name not in DEFAULT_EXCLUDED]
 
 
-def aligned_answers(answers: list[dict], qs: hybrid.Questions, answer_path: str) -> list[dict]:
+def aligned_answers(answers: list[dict], qs: QuestionSet, answer_path: str) -> list[dict]:
     """The answer of each question, in question order."""
     by_id = {a["id"]: a for a in answers if isinstance(a, dict) and "id" in a}
     missing = [q["id"] for q in qs.records if q["id"] not in by_id]
@@ -51,16 +57,16 @@ def aligned_answers(answers: list[dict], qs: hybrid.Questions, answer_path: str)
     return [by_id[q["id"]] for q in qs.records]
 
 
-def heldout(enc: hybrid.Encoded, qs: hybrid.Questions, answers: list[dict], codes: list[dict], seed: int, kind: str,
+def heldout(enc: Encoded, qs: QuestionSet, answers: list[dict], codes: list[dict], seed: int, kind: str,
             tie: bool) -> tuple[list[dict], list[dict], list[dict]]:
     """Cross-fit both halves: (held-out results in question order, per-fold summaries, per-fold fit JSON)."""
     ids = np.array([q["id"] for q in qs.records])
-    folds = fu.cross_fit(enc.pools, qs.types, codes, seed, kind, tie)
+    folds = fusion_fit.cross_fit(enc.pools, qs.types, codes, seed, kind, tie)
     results: list[dict | None] = [None] * len(ids)
     summaries, fits = [], []
     for (fit_rows, held, fits_f), name in zip(folds, ("A", "B")):
         answered = fu.fuse(enc.pools, qs.types, held, fits_f)
-        records = hybrid.to_records(ids[held], answered, enc)
+        records = fused_records(ids[held], answered, enc)
         for i, r in zip(held, records):
             results[i] = r
         score = evaluate_from_data([answers[i] for i in held], records, [qs.records[i] for i in held])
@@ -80,7 +86,7 @@ def header() -> str:
 
 
 def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
-         fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
+         fusion: str = DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
          separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
          answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> None:
     """Search, report and write the hybrid's weights.
@@ -90,11 +96,11 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list
         output_dir: dumps and BERT run folders come from here; ensemble_weights.json and hybrid_heldout.json go here.
         members: comma-separated member names (BERT run folders and baselines/rankers.py names); default every BERT
             run with a checkpoint and every ranker but most_popular.
-        fusion: score (default), exp, rrf or calibrated (predictor/hybrid.py explains them and the choice).
+        fusion: score (default), exp, rrf or calibrated (docs/hybrid.md explains them and the choice).
         seed: seeds the split of the questions into halves.
         seeds: BERT seed ensembles: the soft vote of the run folders {model}_seed{s} (train.py --seeds).
         separate_tag_weights: search the tag weights apart from the song weights (default: one weight per member and
-            question type for both, which did as well or better on the held-out halves: predictor/hybrid.py).
+            question type for both, which did as well or better on the held-out halves: docs/hybrid.md).
         compare: first print the held-out score of every fusion, song and tag weights tied and apart.
         question_path: default {dataset_dir}/questions/val.json.
         answer_path: default {dataset_dir}/answers/val.json.
@@ -107,7 +113,7 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list
 
 
 def search(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
-           fusion: str = hybrid.DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
+           fusion: str = DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
            separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
            answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> dict:
     """`main` (see its arguments), returning the weights file's content."""
@@ -118,9 +124,9 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     check_gpu(gpu)
     check_output_dir("output_dir", output_dir)
     if members is not None:
-        bad = [m for m in members if m not in hybrid.known_members()]
+        bad = [m for m in members if m not in known_members()]
         if bad:
-            raise UsageError(f"--members: {hybrid.unknown_member(bad[0])}")
+            raise UsageError(f"--members: {unknown_member(bad[0])}")
         if len(set(members)) != len(members) or not members:
             raise UsageError("--members must name each member once (at least one)")
     members = list(members) if members is not None else default_members(output_dir, seeds)
@@ -129,18 +135,18 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     answer_path = str(answer_path or paths["val_answers"])
     start = time.perf_counter()
     print(f"hybrid weight search: members {', '.join(members)}; questions {question_path}")
-    qs = hybrid.read_questions(dataset_dir, question_path)
+    qs = read_question_set(dataset_dir, question_path)
     answers = aligned_answers(load_json(answer_path), qs, answer_path)
-    rankings, member_seconds = hybrid.member_rankings(members, qs, question_path, output_dir, seeds, gpu, bs, amp)
-    enc = hybrid.encode([rankings[m] for m in members], hybrid.fallback_lists(qs))
-    codes = hybrid.answer_codes(answers, enc)
+    rankings, member_seconds = member_rankings(members, qs, question_path, output_dir, seeds, gpu, bs, amp)
+    enc = encode([rankings[m] for m in members], fallback_lists(qs))
+    codes = answer_codes(answers, enc)
     every = np.arange(len(qs.records))
     ids = [q["id"] for q in qs.records]
 
     print("\n" + header())
     for j, m in enumerate(members):  # each member alone, through the same top-up: the scores to beat
         alone = {t: fu.TargetFit("rrf", 1.0, np.eye(len(members))[[j] * fu.N_TYPES]) for t in fu.TARGETS}
-        r = evaluate_from_data(answers, hybrid.to_records(ids, fu.fuse(enc.pools, qs.types, every, alone), enc),
+        r = evaluate_from_data(answers, fused_records(ids, fu.fuse(enc.pools, qs.types, every, alone), enc),
                                qs.records)
         print(score_line(f"{m} alone", r))
     configs = [(k, tie) for k in fu.FUSIONS for tie in (True, False)] if compare else []
@@ -151,32 +157,32 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
         total = evaluate_from_data(answers, results, qs.records)
         label = f"hybrid {kind}{'' if tie else ' separate'} (held-out)"
         print(score_line(label, total) + f"  [{time.perf_counter() - search_start:.1f}s]")
-    fits = fu.fit(enc.pools, qs.types, every, codes, fusion, not separate_tag_weights)
+    fits = fusion_fit.fit_fusion(enc.pools, qs.types, every, codes, fusion, not separate_tag_weights)
     search_seconds = time.perf_counter() - search_start  # both halves and the fit on all
-    in_sample = evaluate_from_data(answers, hybrid.to_records(ids, fu.fuse(enc.pools, qs.types, every, fits), enc),
+    in_sample = evaluate_from_data(answers, fused_records(ids, fu.fuse(enc.pools, qs.types, every, fits), enc),
                                    qs.records)
     print(score_line("hybrid fitted on all (in-sample)", in_sample) + "  (optimistic: scored on its own fit)")
 
-    heldout_path = Path(output_dir) / hybrid.HELDOUT_FILE
+    heldout_path = Path(output_dir) / wf.HELDOUT_FILE
     write_json(heldout_path, results)
     split = {"dataset_dir": str(Path(dataset_dir).resolve()), "question_path": str(Path(question_path).resolve()),
-             "answer_path": str(Path(answer_path).resolve()), "questions_sha256": hybrid.file_sha256(question_path),
-             "answers_sha256": hybrid.file_sha256(answer_path),
-             "train_sha256": hybrid.file_sha256(paths["orig_train"]), "n_questions": len(ids),
+             "answer_path": str(Path(answer_path).resolve()), "questions_sha256": sha256_file(question_path),
+             "answers_sha256": sha256_file(answer_path),
+             "train_sha256": sha256_file(paths["orig_train"]), "n_questions": len(ids),
              "vocab_hash": load_dumps(output_dir).vocab.hash if any(m in RUNS for m in members) else None}
-    obj = {"format_version": hybrid.FORMAT_VERSION, "members": members, "seeds": seeds,
-           **hybrid.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
+    obj = {"format_version": wf.FORMAT_VERSION, "members": members, "seeds": seeds,
+           **wf.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
            "split": split,
-           "heldout": {**total, "results": hybrid.HELDOUT_FILE, "results_sha256": hybrid.file_sha256(heldout_path),
+           "heldout": {**total, "results": wf.HELDOUT_FILE, "results_sha256": sha256_file(heldout_path),
                        "how": "each half of the questions answered with the weights fitted on the other half"},
-           "folds": [{**summary, **hybrid.fit_json(f, members)} for summary, f in zip(folds, fold_fits)],
+           "folds": [{**summary, **wf.fit_json(f, members)} for summary, f in zip(folds, fold_fits)],
            "seconds": {"members": member_seconds, "search": round(search_seconds, 2),
                        "total": round(time.perf_counter() - start, 2)}}
-    weights_path = Path(output_dir) / hybrid.WEIGHTS_FILE
+    weights_path = Path(output_dir) / wf.WEIGHTS_FILE
     if weights_path.exists():
         print(f"replacing {weights_path}")
     write_json(weights_path, obj, indent=1)
-    hybrid.load_weights(weights_path)  # what we write must read back
+    wf.load_weights(weights_path)  # what we write must read back
     print(f"\nheld-out score {total['score']:.6f} (music {total['music_ndcg']:.6f}, tag {total['tag_ndcg']:.6f}); "
           f"wrote {weights_path} and {heldout_path} in {time.perf_counter() - start:.1f}s "
           f"(members {sum(member_seconds.values()):.1f}s, search {search_seconds:.1f}s)")

@@ -1,12 +1,12 @@
-"""Independent references for the tests, written from /work/shared/ORIGINAL.md and the README one item at a time
+"""Independent references for the tests, written from docs/original.md and the README one item at a time
 (plain Python loops, never the code under test), shared by several test files.
 
-- walk: the original's candidate walk (ORIGINAL.md 2.4 and 4): the top k_search items by score, equal scores in
+- walk: the original's candidate walk (docs/original.md 2.4 and 4): the top k_search items by score, equal scores in
   index order (TF's top_k), skipping some, the first k_keep survivors.
 - pad_from_popularity: the README's fill of a short list ("filled from popularity, skipping seen items, duplicates
   and future songs"; the vocabulary is in popularity order, so the most popular items are the lowest ids).
-- ndcg: the arena metric of ORIGINAL.md 5 (DCG over the list, IDCG over the whole answer length).
-- normalise_title: ORIGINAL.md 1.5's title cleaning, character by character.
+- ndcg: the arena metric of docs/original.md 5 (DCG over the list, IDCG over the whole answer length).
+- normalise_title: docs/original.md 1.5's title cleaning, character by character.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Atomic writes (data_loader/jsonio.py atomic_path, atomic_write, write_json; trainer/checkpoint.py save_checkpoint):
+"""Atomic writes (common/jsonio.py atomic_path, atomic_write, write_json; trainer/checkpoint.py save_checkpoint):
 a write that fails part-way leaves the previous file byte for byte and no temporary file in the folder; a write
 that succeeds replaces the file whole, with the usual permissions.
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import trainer.checkpoint as checkpoint
-from data_loader.jsonio import atomic_path, atomic_write, load_json, write_json
+from common.jsonio import atomic_path, atomic_write, load_json, write_json
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 
 OLD = b'{"old": "\xec\x9d\x8c\xec\x95\x85", "n": 1}'  # '{"old": "음악", "n": 1}' in UTF-8

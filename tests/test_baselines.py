@@ -23,10 +23,11 @@ import numpy as np
 import pytest
 from _references import normalise_title
 
-from baselines import genre_most_popular, leaderboard, most_popular, playlist_knn
+from baselines import genre_most_popular, most_popular, playlist_knn
+from reports import leaderboard
 from baselines.common import popularity, run_baseline, top_up
-from data_loader.jsonio import InputError
-from evaluate import evaluate_from_data
+from common.jsonio import InputError
+from common.metric import evaluate_from_data
 
 N_THEMES, SONGS_PER_THEME, TAGS_PER_THEME = 8, 60, 6
 DATE = "2020-01-01 00:00:00.000"
@@ -120,7 +121,7 @@ def knn_reference(train: list[dict], questions: list[dict], song_meta: list[dict
     song_rank, tag_rank = order(p["songs"] for p in train), order(p["tags"] for p in train)
     updt = [int(p["updt_date"][:10].replace("-", "")) for p in train]
     date = {m["id"]: int(m["issue_date"]) for m in song_meta}
-    for p, u in zip(train, updt):  # ORIGINAL.md 1.4's correction, over these training playlists
+    for p, u in zip(train, updt):  # docs/original.md 1.4's correction, over these training playlists
         for s in p["songs"]:
             if date.get(s, 0) == 0 or date[s] > u:
                 date[s] = min(u, date.get(s, 0) or u)

@@ -19,7 +19,7 @@ from _references import ndcg
 from benchmarks import run
 from data_loader.dumps import load_dumps
 from data_loader.make_sample_dataset import generate, write
-from evaluate import evaluate_from_data
+from common.metric import evaluate_from_data
 
 
 def rows(report: str, first_cell: str) -> list[list[str]]:

@@ -1,4 +1,4 @@
-"""Candidate extraction (trainer/candidates.py) against the literal walk of ORIGINAL.md 4 (tests/_references.py).
+"""Candidate extraction (trainer/candidates.py) against the literal walk of docs/original.md 4 (tests/_references.py).
 
 Covers: first_survivors on one batch that mixes rows whose shallow top-(2 k_keep) walk leaves enough survivors and
 rows where it does not (the deep second walk), with bans, a row banned whole, and equal logits inside the kept

@@ -1,4 +1,4 @@
-"""Tests for data_loader/cli.py: the command line is checked against the entry point's typed signature before
+"""Tests for common/cli.py: the command line is checked against the entry point's typed signature before
 anything runs (unknown or repeated flags, values of the wrong type, booleans as words, strings kept as typed), and
 usage errors exit 2 with one `error:` line each, bad input data 1, both without a traceback.
 Run: python -m pytest tests/test_cli.py -q
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from data_loader.cli import UsageError, check_flags, check_output_file, convert, parse_args, run_cli
-from data_loader.jsonio import InputError
+from common.cli import UsageError, check_flags, check_output_file, convert, parse_args, run_cli
+from common.jsonio import InputError
 
 REPO = Path(__file__).resolve().parent.parent
 

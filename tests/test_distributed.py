@@ -1,4 +1,4 @@
-"""Distributed training (trainer/distributed.py, issue 9 item 1) on the CPU: gloo, 2 processes started by the test.
+"""Distributed training (trainer/distributed.py) on the CPU: gloo, 2 processes started by the test.
 
 Covers: a global batch's shards (rows, (row, column) pairs, aligned MLM labels, empty shards) against a per-row
 reference; each model's loss units, whose share-weighted shard losses add up to the whole batch's loss; the
@@ -27,7 +27,7 @@ import torch
 
 import train
 from _distributed_worker import CASES, trainer_for
-from data_loader.cli import UsageError
+from common.cli import UsageError
 from models.layers import TableDropout, keep_mask
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel

@@ -1,7 +1,7 @@
 """Tests for the ensemble (predictor/ensembling.py, predictor/blend.py) with stand-in models of fixed logits.
 
 Covers: the blend formula against a hand computation (n-weighting, title-only weight 1, tag weights); agreement
-with a literal per-question re-implementation of ORIGINAL.md 4 (tests/_references.py: the walk, dict insertion +
+with a literal per-question re-implementation of docs/original.md 4 (tests/_references.py: the walk, dict insertion +
 stable sort, the README's popularity fill), on float32 logits without ties: on questions built so that the shipped
 sizes (top 20000 / 500 songs, top 300 / 50 tags, checked to give other answers at any neighbouring size), the date
 rule (an equal date allowed), the deep second walk (in a batch mixing short and full rows) and equal logits (index
@@ -30,13 +30,14 @@ import torch
 from _references import ndcg, normalise_title, pad_from_popularity, walk
 
 import predictor.ensembling as ens
-from baselines import leaderboard
+from reports import leaderboard
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from data_loader.playlists import CSR, Playlists, updt_to_int
 from data_loader.title import load_sentencepiece, train_sentencepiece
 from data_loader.vocab import Vocab
-from evaluate import evaluate_files, evaluate_from_data
+from common.metric import evaluate_from_data
+from evaluate import evaluate_files
 from models.base import PlaylistModel
 from predictor import Ensemble
 from predictor.blend import blend, fill_first_allowed
@@ -119,7 +120,7 @@ def members(l1, l2, **weights: float) -> list[ens.Member]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Literal re-implementation of ORIGINAL.md 4, one question at a time (the walk and the fill: tests/_references.py)
+# Literal re-implementation of docs/original.md 4, one question at a time (the walk and the fill: tests/_references.py)
 
 
 def reference(q: Playlists, l1, l2, dates: np.ndarray, ti: float = 0.85, tw: float = 0.8,
@@ -169,7 +170,7 @@ def test_blend_by_hand():
     A, B, C = 10, 11, 12
     l1s[0, A], l1s[0, B], l2s[0, B], l2s[0, C] = math.log(3), 0.0, math.log(3), 0.0  # sigmoid: .75 .5 .75 .5
     l1t[0, 5], l2t[0, 6], l2t[0, 5] = 0.0, math.log(3), math.log(1 / 3)  # tag5: .5 + .8*.25, tag6: .8*.75
-    rec = ens.recommend(members((l1s, l1t), (l2s, l2t)), q, make_vocab(), np.zeros(S, np.int32), CPU)
+    rec = ens.ensemble_recommend(members((l1s, l1t), (l2s, l2t)), q, make_vocab(), np.zeros(S, np.int32), CPU)
     # A: .75 * 3/3.85 = .584, B: .5 * 3/3.85 + .75 * .85/3.85 = .555, C: .5 * .85/3.85 = .110
     assert rec.songs[0, :3].tolist() == [A, B, C]
     assert rec.tags[0, :2].tolist() == [5, 6]  # tag 5: .5 + .8 * .25 = .7, tag 6: .8 * .75 = .6
@@ -187,11 +188,11 @@ def test_title_only_weight_one_and_ties_first_member_first():
     zeros = np.full((2, T), -30.0)
     m = members((l1s, zeros), (l2s, zeros), title_importance=2.0)
     assert float(m[1].song_weight(torch.tensor([0.0], dtype=torch.float64))) == 1.0
-    rec = ens.recommend(m, q, vocab, dates, CPU)
+    rec = ens.ensemble_recommend(m, q, vocab, dates, CPU)
     assert rec.songs[0, 0] == 7
     assert rec.songs[1, :2].tolist() == [40, 30]
     m = members((l1s, zeros), (l2s, zeros), title_importance=2.0)[::-1]  # member order decides the tie
-    assert ens.recommend(m, q, vocab, dates, CPU).songs[1, :2].tolist() == [30, 40]
+    assert ens.ensemble_recommend(m, q, vocab, dates, CPU).songs[1, :2].tolist() == [30, 40]
 
 
 def test_matches_literal_reference_when_candidates_run_short(monkeypatch):
@@ -199,8 +200,8 @@ def test_matches_literal_reference_when_candidates_run_short(monkeypatch):
     search, keep = (60, 12), (40, 4)
     monkeypatch.setattr(ens, "SONG_SEARCH", search[0])
     monkeypatch.setattr(ens, "TAG_SEARCH", search[1])
-    monkeypatch.setattr(ens, "SONG_KEEP", keep[0])
-    monkeypatch.setattr(ens, "TAG_KEEP", keep[1])
+    monkeypatch.setattr(ens, "SONG_CANDIDATES", keep[0])
+    monkeypatch.setattr(ens, "TAG_CANDIDATES", keep[1])
     rng = np.random.default_rng(0)
     N = 40
     songs = [rng.choice(S, rng.integers(0, 6), replace=False).tolist() if i % 4 else [] for i in range(N)]
@@ -211,7 +212,7 @@ def test_matches_literal_reference_when_candidates_run_short(monkeypatch):
     dates = rng.choice([0, 20050101, 20120101, 20180101], S).astype(np.int32)
     l1 = (distinct_logits(rng, N, S, -6, 6), distinct_logits(rng, N, T, -6, 6))
     l2 = (distinct_logits(rng, N, S, -6, 6), distinct_logits(rng, N, T, -6, 6))
-    rec = ens.recommend(members(l1, l2), q, make_vocab(), dates, CPU, bs=7)
+    rec = ens.ensemble_recommend(members(l1, l2), q, make_vocab(), dates, CPU, bs=7)
     want_songs, want_tags = reference(q, l1, l2, dates, search=search, keep=keep)
     assert rec.songs.tolist() == want_songs
     assert rec.tags.tolist() == want_tags
@@ -261,8 +262,8 @@ def shipped_case() -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def shipped() -> SimpleNamespace:
     c = shipped_case()
-    c.rec = ens.recommend(members(c.l1, c.l2), c.q, c.vocab, c.dates, CPU)  # the shipped sizes and weights
-    c.want = reference(c.q, c.l1, c.l2, c.dates)  # ORIGINAL.md 4's sizes and weights
+    c.rec = ens.ensemble_recommend(members(c.l1, c.l2), c.q, c.vocab, c.dates, CPU)  # the shipped sizes and weights
+    c.want = reference(c.q, c.l1, c.l2, c.dates)  # docs/original.md 4's sizes and weights
     return c
 
 
@@ -311,12 +312,12 @@ def test_default_blend_weights_are_the_originals():
     l1[0][0, [A, C]] = [logit(0.85 * p32(1.0) * (1 - 1e-3)), logit(0.85 * p32(0.0) * (1 + 1e-3))]
     l1[1][0, [E, G]] = [logit(0.8 * p32(1.0) * (1 - 1e-3)), logit(0.8 * p32(0.0) * (1 + 1e-3))]
     q = make_questions([[0]], [[]], [True], [20200101], n_songs=S_)
-    rec = ens.recommend(members(l1, l2), q, make_vocab(S_, T_), np.zeros(S_, np.int32), CPU)
+    rec = ens.ensemble_recommend(members(l1, l2), q, make_vocab(S_, T_), np.zeros(S_, np.int32), CPU)
     assert rec.songs[0, :4].tolist() == [B, A, C, D] and rec.tags[0, :4].tolist() == [F, E, G, H]
     assert (rec.songs.tolist(), rec.tags.tolist()) == reference(q, l1, l2, np.zeros(S_, np.int32))
     for ti, tw in ((0.849, 0.8), (0.851, 0.8), (0.85, 0.799), (0.85, 0.801)):  # the case tells them apart
         assert reference(q, l1, l2, np.zeros(S_, np.int32), ti, tw) != reference(q, l1, l2, np.zeros(S_, np.int32))
-    for main in (ens.run, Ensemble.main):  # the entry points' defaults are these weights
+    for main in (ens.run_ensemble, Ensemble.main):  # the entry points' defaults are these weights
         defaults = inspect.signature(main).parameters
         assert (defaults["title_importance"].default, defaults["title_tag_weight"].default) == (0.85, 0.8)
 
@@ -328,7 +329,7 @@ def test_cold_start_and_order():
     dates = np.zeros(S, np.int32)
     dates[[0, 5]] = 20200101  # issued after the playlists' date
     logits = (np.zeros((4, S)), np.zeros((4, T)))
-    rec = ens.recommend(members(logits, logits), q, make_vocab(), dates, CPU)
+    rec = ens.ensemble_recommend(members(logits, logits), q, make_vocab(), dates, CPU)
     assert rec.songs[0].tolist() == [s for s in range(S) if s not in (0, 5)][:100]
     assert rec.tags[0].tolist() == list(range(10))
     assert rec.order.tolist() == [1, 3, 2, 0]
@@ -340,7 +341,7 @@ def test_fill_relaxes_date_filter_when_needed():
     q = make_questions([[]], [[]], [False], [19900101])
     dates = np.full(S, 20000101, np.int32)
     dates[:3] = 0
-    rec = ens.recommend([], q, make_vocab(), dates, CPU)
+    rec = ens.ensemble_recommend([], q, make_vocab(), dates, CPU)
     assert rec.songs[0, :3].tolist() == [0, 1, 2] and len(set(rec.songs[0].tolist())) == 100
     assert rec.counts["date filter relaxed"] == 1
 
@@ -374,7 +375,7 @@ def test_awkward_questions_pass_official_checks(tmp_path):
     n = len(q)
     rng = np.random.default_rng(1)
     m = members((rng.normal(size=(n, S)), rng.normal(size=(n, T))), (rng.normal(size=(n, S)), rng.normal(size=(n, T))))
-    rec = ens.recommend(m, q, vocab, np.zeros(S, np.int32), CPU)
+    rec = ens.ensemble_recommend(m, q, vocab, np.zeros(S, np.int32), CPU)
     results = ens.to_records(q, rec, vocab)
     assert [r["id"] for r in results] == [987654321, 1, 2, 3]
     assert rec.counts["cold start"] == 3
@@ -413,7 +414,7 @@ def test_train_stops_at_first_failing_step(tmp_path):
 
 
 def check_results_against_the_questions(out: Path, dataset: Path, results: Path, relaxed: bool) -> None:
-    """What ORIGINAL.md 4 and 5 say of results.json, checked from the question file alone: the output order
+    """What docs/original.md 4 and 5 say of results.json, checked from the question file alone: the output order
     (questions with an in-vocab song or tag, then title-only ones, then the cold start, question order within),
     no seen item, no song issued after the question's date (unless the log says the filter was relaxed), the
     cold start's 10 most popular tags, and evaluate.py's score equal to an independent nDCG of the file."""

@@ -1,6 +1,6 @@
-"""Tests for evaluate.py, the arena metric (song nDCG@100, tag nDCG@10, score = 0.85 * song + 0.15 * tag).
+"""Tests for common/metric.py and evaluate.py, the arena metric (song nDCG@100, tag nDCG@10, score = 0.85 * song + 0.15 * tag).
 
-Covers: agreement with an independent implementation of the formula in ORIGINAL.md section 5 on random valid
+Covers: agreement with an independent implementation of the formula in docs/original.md section 5 on random valid
 results; hand-computed examples written as expressions; the CLI's exact output; every invalid input failing
 with a non-zero exit and a message naming the playlist id or the file; and the per-question-type breakdown.
 All data is built in tmp_path. Run: python -m pytest tests/test_evaluate.py -q
@@ -19,16 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluate import (
-    IDCG,
-    QUESTION_TYPES,
-    ResultsError,
-    evaluate_files,
-    evaluate_from_data,
-    idcg,
-    ndcg,
-    question_type,
-)
+from common.arena import QUESTION_TYPES, question_type
+from common.metric import IDCG, ResultsError, evaluate_from_data, idcg, ndcg
+from evaluate import evaluate_files
 
 SCRIPT = Path(__file__).resolve().parents[1] / "evaluate.py"
 SONG_POOL = range(5000)
@@ -72,7 +65,7 @@ def _ranked(rng: random.Random, answer: list, pool, size: int) -> list:
 
 
 def reference_ndcg(gt: list, rec: list) -> float:
-    """ORIGINAL.md 5 written independently: gains over positions 1.., discount 1/ln(position + 1)."""
+    """docs/original.md 5 written independently: gains over positions 1.., discount 1/ln(position + 1)."""
     gains = [1.0 if item in gt else 0.0 for item in rec]
     dcg = sum(g / math.log(pos + 1) for pos, g in enumerate(gains, start=1))
     ideal = sum(1.0 / math.log(pos + 1) for pos in range(1, len(gt) + 1))
@@ -331,3 +324,25 @@ def test_cli_by_type_table(tmp_path):
         values = [f"{r[key]:.6f}" for key in ("music_ndcg", "tag_ndcg", "score")]
         assert row[len(name):].split() == [str(r["count"]), *values]
         assert len(row) == len(header)  # aligned columns
+
+
+def test_ndcg_rows_equals_ndcg_on_random_rankings_with_ties():
+    """The fusion's row-wise nDCG (common/metric.py ndcg_rows, over a hit matrix) is the arena nDCG of the same
+    ranked lists: random pools, answers of 0..30 items, keys full of ties ranked by the fusion's exact top-k."""
+    from common.metric import ideal_dcg, ndcg_rows
+    from predictor.fusion import top_columns
+
+    rng = np.random.default_rng(7)
+    for k in (10, 100):
+        n, width = 200, 150
+        items = np.stack([rng.permutation(1000)[:width] for _ in range(n)])  # distinct items per row
+        items[rng.random((n, width)) < 0.1] = -1  # pads
+        key = rng.integers(0, 4, (n, width)).astype(np.float32)  # 4 values: ties everywhere, also at the k-th place
+        key[items < 0] = -np.inf
+        answers = [rng.choice(1000, rng.integers(0, 31), replace=False).tolist() for _ in range(n)]
+        cols = top_columns(key, k)
+        hits = np.array([[x in set(a) for x in row] for row, a in zip(items, answers)]) & (items >= 0)
+        got = ndcg_rows(hits, cols, ideal_dcg(answers))
+        ranked = [[int(items[r, c]) for c in cols[r] if c >= 0] for r in range(n)]
+        want = [ndcg(a, lst) for a, lst in zip(answers, ranked)]
+        assert np.allclose(got, want, rtol=0, atol=1e-12) and any(w > 0 for w in want) and any(not a for a in answers)

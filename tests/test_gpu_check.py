@@ -1,4 +1,4 @@
-"""The prepared GPU check (benchmarks/gpu_check.sh, issue 9 item 4): what can be checked without a GPU.
+"""The prepared GPU check (benchmarks/gpu_check.sh): what can be checked without a GPU.
 
 Covers: the script parses (bash -n); with a required package missing it stops before any work with exit status 1
 and prints the wheel commands; every module of the project imports with matplotlib, tensorboard and implicit

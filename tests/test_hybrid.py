@@ -1,4 +1,4 @@
-"""Tests for the hybrid ensemble (predictor/fusion.py, predictor/hybrid.py, predictor/search_weights.py) and its
+"""Tests for the hybrid ensemble (predictor/members.py, pool.py, fusion.py, fusion_fit.py, weights_file.py, hybrid.py, search_weights.py) and its
 leaderboard row, on small generated data (tests/test_baselines.py's planted themes, questions of all four types).
 
 Covers: the fusion value functions against hand computations; fused answers against a literal per-question
@@ -23,12 +23,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from baselines import leaderboard, playlist_knn
-from data_loader.cli import UsageError
-from data_loader.jsonio import InputError
+from baselines import playlist_knn
+from reports import leaderboard
+from common.cli import UsageError
+from common.jsonio import InputError
 from baselines.rankers import RANKERS
-from evaluate import QUESTION_TYPES, evaluate_files, evaluate_from_data, question_type
-from predictor import Ensemble, fusion, hybrid, search_weights
+from common.arena import QUESTION_TYPES, question_type
+from common.metric import evaluate_from_data
+from evaluate import evaluate_files
+from predictor import Ensemble, fusion, fusion_fit, members, search_weights, weights_file
+from predictor import pool as pooling
 from test_baselines import planted, write_dataset
 
 MEMBERS = ["playlist_knn", "most_popular"]
@@ -68,10 +72,10 @@ def test_value_functions_by_hand():
     cal = np.arange(4 * 1 * 3, dtype=float).reshape(4, 1, 3) + 1  # bins [0,1) [1,3) [3,6)
     table = fusion.value_tables("calibrated", None, 1, 6, cal, (0, 1, 3, 6))
     assert table[2, 0].tolist() == [7, 8, 8, 9, 9, 9]
-    pool = fusion.Pool.build([np.array([[4, 7, -1]])], np.array([[1]]), [np.array([[3.0, -2.0, 0.0]])])
+    pool = pooling.Pool.build([np.array([[4, 7, -1]])], np.array([[1]]), [np.array([[3.0, -2.0, 0.0]])])
     (score,) = fusion.member_values(pool, np.array([0]), "songs", "score", 2.0, scale=np.array([1.5]))
     assert np.allclose(score[0, :2], [(3.0 / 1.5) ** 2, 1e-12])  # a score <= 0 gets the floor 1e-6, squared
-    assert fusion.score_scale(fusion.Pool.build([np.array([[1], [2], [3]])], np.zeros((3, 0), np.int64),
+    assert fusion_fit.score_scale(pooling.Pool.build([np.array([[1], [2], [3]])], np.zeros((3, 0), np.int64),
                                                 [np.array([[0.2], [0.9], [0.5]])])).tolist() == [0.5]
 
 
@@ -108,7 +112,7 @@ def test_fuse_matches_literal_reference(kind, param):
     w = rng.choice([0.0, 0.5, 1.0, 2.0], size=(4, 3))  # equal weights and shared items make ties
     w[w.sum(1) == 0, 0] = 1.0
     scale = np.array([1.0, 2.0, 0.5])
-    pool = fusion.Pool.build(lists, fallback, scores)
+    pool = pooling.Pool.build(lists, fallback, scores)
     fits = {t: fusion.TargetFit(kind, param, w, scale=scale) for t in fusion.TARGETS}
     got = fusion.fuse({"songs": pool, "tags": pool}, types, np.arange(N), fits)["tags"]  # K_OUT tags = 10
     f = {"exp": lambda m, i, r: np.float32(math.exp(-r / param)),
@@ -128,9 +132,9 @@ def test_top_columns_ties_in_column_order():
 
 def test_first_allowed_skips_seen_and_future_and_relaxes_only_when_needed():
     dates = np.array([0, 2021, 0, 0, 2021, 0])
-    pos, relaxed = fusion.first_allowed(6, [np.array([0]), np.array([2, 3, 5])], 3, dates, np.array([2020, 2020]))
+    pos, relaxed = pooling.first_allowed(6, [np.array([0]), np.array([2, 3, 5])], 3, dates, np.array([2020, 2020]))
     assert pos.tolist() == [[2, 3, 5], [0, 1, 4]] and relaxed.tolist() == [False, True]
-    pos, _ = fusion.first_allowed(3, [np.array([1])], 3)
+    pos, _ = pooling.first_allowed(3, [np.array([1])], 3)
     assert pos.tolist() == [[0, 2, -1]]
 
 
@@ -140,12 +144,12 @@ def test_first_allowed_skips_seen_and_future_and_relaxes_only_when_needed():
 
 def test_one_member_weight_one_reproduces_its_results(data):
     train, questions, meta = data["train"], data["questions"], data["song_meta"]
-    qs = hybrid.Questions(questions, train, meta, np.array([QUESTION_TYPES.index(question_type(q))
+    qs = members.QuestionSet(questions, train, meta, np.array([QUESTION_TYPES.index(question_type(q))
                                                             for q in questions]))
     rankings = {m: RANKERS[m](train, questions, meta, n_songs=500, n_tags=50) for m in MEMBERS}
-    enc = hybrid.encode([rankings[m] for m in MEMBERS], hybrid.fallback_lists(qs))
+    enc = pooling.encode([rankings[m] for m in MEMBERS], pooling.fallback_lists(qs))
     alone = {t: fusion.TargetFit("exp", 50.0, np.tile([1.0, 0.0], (4, 1))) for t in fusion.TARGETS}
-    got = hybrid.to_records([q["id"] for q in questions], fusion.fuse(enc.pools, qs.types, np.arange(len(questions)),
+    got = pooling.fused_records([q["id"] for q in questions], fusion.fuse(enc.pools, qs.types, np.arange(len(questions)),
                                                                       alone), enc)
     assert got == playlist_knn.recommend(train, questions, meta)  # incl. the empty question, topped up
 
@@ -167,11 +171,11 @@ class Guarded(list):
 
 
 def _pools(data):
-    qs = hybrid.Questions(data["questions"], data["train"], None,
+    qs = members.QuestionSet(data["questions"], data["train"], None,
                           np.array([QUESTION_TYPES.index(question_type(q)) for q in data["questions"]]))
     rankings = [RANKERS[m](data["train"], data["questions"], None, n_songs=500, n_tags=50) for m in MEMBERS]
-    enc = hybrid.encode(rankings, hybrid.fallback_lists(qs))
-    return qs, enc, hybrid.answer_codes(data["answers"], enc)
+    enc = pooling.encode(rankings, pooling.fallback_lists(qs))
+    return qs, enc, pooling.answer_codes(data["answers"], enc)
 
 
 def _weights(fits):
@@ -180,29 +184,29 @@ def _weights(fits):
 
 def test_search_never_reads_the_half_it_is_scored_on(data):
     qs, enc, codes = _pools(data)
-    a, b = fusion.halves(qs.types, seed=0)
+    a, b = fusion_fit.halves(qs.types, seed=0)
     assert not set(a) & set(b) and len(a) + len(b) == len(codes)
-    fit_a = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, a), a, "score")  # raises on any answer of half B
+    fit_a = fusion_fit.fold_fit(enc.pools, qs.types, Guarded(codes, a), a, "score")  # raises on any answer of half B
     # garbage answers on half B leave the fit on half A unchanged, and change the fit on half B
     rng = np.random.default_rng(0)
     garbage = [{"songs": rng.choice(480, 5).tolist(), "tags": []} if i in set(b) else c for i, c in enumerate(codes)]
-    folds_true = fusion.cross_fit(enc.pools, qs.types, codes, 0, "score")
-    folds_garbage = fusion.cross_fit(enc.pools, qs.types, garbage, 0, "score")
+    folds_true = fusion_fit.cross_fit(enc.pools, qs.types, codes, 0, "score")
+    folds_garbage = fusion_fit.cross_fit(enc.pools, qs.types, garbage, 0, "score")
     assert _weights(folds_true[0][2]) == _weights(folds_garbage[0][2]) == _weights(fit_a)
     assert _weights(folds_true[1][2]) != _weights(folds_garbage[1][2])
 
 
 def test_heldout_score_is_what_evaluate_gives_and_is_reproducible(searched, data, tmp_path):
     obj, out, root = searched["obj"], searched["out"], searched["root"]
-    held = evaluate_files(root / "answers" / "val.json", out / hybrid.HELDOUT_FILE, root / "questions" / "val.json")
+    held = evaluate_files(root / "answers" / "val.json", out / weights_file.HELDOUT_FILE, root / "questions" / "val.json")
     assert held["score"] == obj["heldout"]["score"] and held["by_type"].keys() == set(QUESTION_TYPES)
     # each half's answers come from the fit on the other half alone
     qs, enc, codes = _pools(data)
-    written = json.loads((out / hybrid.HELDOUT_FILE).read_text(encoding="utf-8"))
+    written = json.loads((out / weights_file.HELDOUT_FILE).read_text(encoding="utf-8"))
     ids = [q["id"] for q in data["questions"]]
-    for fit_rows, scored in (fusion.halves(qs.types, 0), fusion.halves(qs.types, 0)[::-1]):
-        fits = fusion.fold_fit(enc.pools, qs.types, Guarded(codes, fit_rows), fit_rows, hybrid.DEFAULT_FUSION, tie=True)
-        want = hybrid.to_records([ids[i] for i in scored], fusion.fuse(enc.pools, qs.types, scored, fits), enc)
+    for fit_rows, scored in (fusion_fit.halves(qs.types, 0), fusion_fit.halves(qs.types, 0)[::-1]):
+        fits = fusion_fit.fold_fit(enc.pools, qs.types, Guarded(codes, fit_rows), fit_rows, search_weights.DEFAULT_FUSION, tie=True)
+        want = pooling.fused_records([ids[i] for i in scored], fusion.fuse(enc.pools, qs.types, scored, fits), enc)
         assert [written[i] for i in scored] == want
     again = search_weights.search(dataset_dir=str(root), output_dir=str(tmp_path), members=MEMBERS)
     for key in ("heldout", "folds", "weights", "fusion"):
@@ -243,7 +247,7 @@ def test_bad_weights_files_name_file_and_key(searched, tmp_path, path, value, me
     bad = tmp_path / "w.json"
     bad.write_text(json.dumps(_break(searched["obj"], path, value)), encoding="utf-8")
     with pytest.raises(InputError) as e:
-        hybrid.load_weights(bad)
+        weights_file.load_weights(bad)
     assert str(bad) in str(e.value) and message in str(e.value)
 
 
@@ -251,25 +255,25 @@ def test_missing_checkpoint_is_named(searched, tmp_path):
     obj = json.loads(json.dumps(searched["obj"]).replace('"most_popular"', '"plylst_title"'))  # a BERT member
     path = tmp_path / "w.json"
     path.write_text(json.dumps(obj), encoding="utf-8")
-    hybrid.load_weights(path)  # fine without an output_dir to check
+    weights_file.load_weights(path)  # fine without an output_dir to check
     with pytest.raises(InputError, match=r"w.json: members: plylst_title needs .*plylst_title/best.pt"):
-        hybrid.load_weights(path, tmp_path)
+        weights_file.load_weights(path, tmp_path)
 
 
 def test_ensemble_with_weights_answers_with_the_full_fit(searched, data, tmp_path):
     root, out = searched["root"], searched["out"]
     results = tmp_path / "r.json"
     Ensemble.main(dataset_dir=str(root), output_dir=str(out), question_path=str(root / "questions" / "val.json"),
-                  out_path=str(results), weights=str(out / hybrid.WEIGHTS_FILE))
+                  out_path=str(results), weights=str(out / weights_file.WEIGHTS_FILE))
     got = json.loads(results.read_text(encoding="utf-8"))
     evaluate_from_data(data["answers"], got, data["questions"])  # every list valid: 100 songs, 10 tags, distinct
     qs, enc, _ = _pools(data)
-    fits = hybrid.load_weights(out / hybrid.WEIGHTS_FILE).fits
-    assert got == hybrid.to_records([q["id"] for q in data["questions"]],
+    fits = weights_file.load_weights(out / weights_file.WEIGHTS_FILE).fits
+    assert got == pooling.fused_records([q["id"] for q in data["questions"]],
                                     fusion.fuse(enc.pools, qs.types, np.arange(len(qs.types)), fits), enc)
     with pytest.raises(UsageError, match="--title_importance"):
         Ensemble.main(dataset_dir=str(root), output_dir=str(out), out_path=str(results), title_importance=0.5,
-                      weights=str(out / hybrid.WEIGHTS_FILE))
+                      weights=str(out / weights_file.WEIGHTS_FILE))
 
 
 def test_leaderboard_hybrid_row_and_chart(searched, tmp_path):
@@ -301,7 +305,7 @@ def test_bert_member_proposes_what_the_blend_takes_from_it():
     logits = (rng.normal(size=(3, S)) * 3, rng.normal(size=(3, T)) * 3)
     dates = np.where(np.arange(S) % 7 == 0, 20200101, 0).astype(np.int32)
     dumps = SimpleNamespace(vocab=make_vocab(), song_issue_dates=dates)
-    got = hybrid.bert_ranked(FixedItems(*logits), q, dumps, CPU, bs=2)
+    got = members.bert_ranked(FixedItems(*logits), q, dumps, CPU, bs=2)
     assert got.ids.tolist() == q.ids.tolist()
     for i, (seen_songs, seen_tags) in enumerate((([3, 4], [1]), ([], []), ([5], []))):
         if i == 1:  # no in-vocab song or tag: model 1 does not answer
@@ -317,15 +321,15 @@ def test_bert_member_proposes_what_the_blend_takes_from_it():
 
 def test_search_and_answer_with_a_bert_member(small_dataset, run_root, tmp_path):
     """The weight search and Ensemble.py --weights with a (randomly initialised) BERT checkpoint as a member."""
-    from test_seed_ensemble import _save
+    from test_seed_ensemble import save_tiny_run
 
     dataset, out = small_dataset / "dataset", run_root / "output"
-    dumps = hybrid.load_dumps(out)
-    _save(out / "songs_tags_artists" / "best.pt", dumps, 0)
+    dumps = members.load_dumps(out)
+    save_tiny_run(out / "songs_tags_artists" / "best.pt", dumps, 0)
     obj = search_weights.search(dataset_dir=str(dataset), output_dir=str(out), gpu=-1)  # default members
     assert obj["members"][:2] == ["songs_tags_artists", "playlist_knn"] and "plylst_title" not in obj["members"]
     assert obj["split"]["vocab_hash"] == dumps.vocab.hash
     results = tmp_path / "r.json"
     Ensemble.main(gpu=-1, dataset_dir=str(dataset), output_dir=str(out), out_path=str(results),
-                  question_path=str(dataset / "questions" / "val.json"), weights=str(out / hybrid.WEIGHTS_FILE))
+                  question_path=str(dataset / "questions" / "val.json"), weights=str(out / weights_file.WEIGHTS_FILE))
     evaluate_files(dataset / "answers" / "val.json", results)  # valid: every list 100 songs, 10 tags, distinct

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from data_loader.make_sample_dataset import PRESETS, QUESTION_TYPES, generate, main, playlist_stats, write
+from data_loader.make_sample_dataset import PRESETS, QUESTION_MIX, generate, main, playlist_stats, write
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "data_loader" / "make_sample_dataset.py"
@@ -43,7 +43,7 @@ def demo():
 
 
 def question_kind(q):
-    """The QUESTION_TYPES name a question shows (its shown lists are never empty: questions have >= 2 of each)."""
+    """The QUESTION_MIX name a question shows (its shown lists are never empty: questions have >= 2 of each)."""
     return {(True, False, False): "songs only", (True, True, False): "songs+tags",
             (False, False, True): "title only", (False, True, True): "title+tags"}[
         (bool(q["songs"]), bool(q["tags"]), bool(q["plylst_title"]))]
@@ -109,13 +109,13 @@ def test_playlist_ids_are_one_permutation(tiny):
 def test_question_mix(demo, split):
     questions = demo[f"{split}.json"]
     counts = Counter(question_kind(q) for q in questions)
-    for name, share, *_ in QUESTION_TYPES:
+    for name, share, *_ in QUESTION_MIX:
         assert abs(counts[name] / len(questions) - share) < 0.002, name
 
 
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_questions_and_answers_make_a_playlist(tiny, split):
-    show = {name: (songs, tags, title) for name, _, songs, tags, title in QUESTION_TYPES}
+    show = {name: (songs, tags, title) for name, _, songs, tags, title in QUESTION_MIX}
     for q, a in zip(tiny[f"{split}.json"], tiny[f"sample_answers/{split}.json"]):
         songs_shown, tags_shown, title_shown = show[question_kind(q)]
         assert (q["id"], q["like_cnt"], q["updt_date"]) == (a["id"], a["like_cnt"], a["updt_date"])

@@ -1,6 +1,6 @@
 """Tests for models/: the two BERT-style models and their shared layers and losses.
 
-Covers: output shapes; the exact architecture against a reference forward written from ORIGINAL.md 2.2 and 3.2 that
+Covers: output shapes; the exact architecture against a reference forward written from docs/original.md 2.2 and 3.2 that
 shares nothing with models/ (its own LayerNorm with epsilon 1e-12, tanh-GELU and ReLU formulas, attention with the
 original's -1e9 masking, reading only the parameter tensors), in float64 and with perturbed LayerNorm gains and
 biases so that an exact GELU, a ReLU/GELU swap or a LayerNorm epsilon of 1e-5 shows; full training steps of both
@@ -71,7 +71,7 @@ def model2_batch() -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# A reference of the original's forward pass written from ORIGINAL.md 2.2 / 3.2 that shares nothing with models/:
+# A reference of the original's forward pass written from docs/original.md 2.2 / 3.2 that shares nothing with models/:
 # its own LayerNorm (eps 1e-12), tanh-GELU and ReLU formulas and attention with the original's masking, reading only
 # the models' parameter tensors (by state_dict name). No pruning, no custom autograd, every position computed.
 # ---------------------------------------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def ref_encoder(p: dict[str, torch.Tensor], emb: torch.Tensor, mask: torch.Tenso
 
 
 def reference_model1_logits(model: SongsTagsArtistsModel, ids: torch.Tensor, table: torch.Tensor):
-    """ORIGINAL.md 2.2: songs / tags / artists logits from the cls positions 0 / 1 / 2 against the (dropped) table."""
+    """docs/original.md 2.2: songs / tags / artists logits from the cls positions 0 / 1 / 2 against the (dropped) table."""
     c, p = model.config, dict(model.named_parameters())
     mask = ids != c.pad
     emb = table[ids] * math.sqrt(c.d_model) * mask[..., None]
@@ -124,7 +124,7 @@ def reference_model1_logits(model: SongsTagsArtistsModel, ids: torch.Tensor, tab
 
 
 def reference_model2_hidden(model: PlylstTitleModel, ids: torch.Tensor) -> torch.Tensor:
-    """ORIGINAL.md 3.2: (BPE embedding * sqrt(d) + position embedding) * pad mask -> the ReLU encoder, [B, L, d]."""
+    """docs/original.md 3.2: (BPE embedding * sqrt(d) + position embedding) * pad mask -> the ReLU encoder, [B, L, d]."""
     c, p = model.config, dict(model.named_parameters())
     mask = ids != 7  # @pad
     emb = (p["bpe_embedding"][ids] * math.sqrt(c.d_model) + p["position_embedding"][: ids.shape[1]]) * mask[..., None]
@@ -157,7 +157,7 @@ def dense(targets: torch.Tensor, B: int, V: int) -> torch.Tensor:
 
 
 def reference_loss(logits, targets, weights, ranking: float = 0.0):
-    """ORIGINAL.md 2.3: sum of weight * mean BCE over batch x vocabulary of each head, plus ranking * the top-100
+    """docs/original.md 2.3: sum of weight * mean BCE over batch x vocabulary of each head, plus ranking * the top-100
     term of the song head (torch's BCE with dense targets and a double-argsort ranking: nothing from models/)."""
     loss = sum(w * F.binary_cross_entropy_with_logits(x, dense(t, *x.shape)) for x, t, w in zip(logits, targets, weights))
     return loss + ranking * hand_ranking(logits[0], dense(targets[0], *logits[0].shape)) if ranking else loss
@@ -527,7 +527,7 @@ def test_configs_from_dumps_and_rebuild():
                                                                    S + T + A + 3)
     c2 = PlylstTitleConfig.from_dumps(dumps, d_model=12, d_ff=48)
     assert (c2.n_songs, c2.n_tags, c2.n_pieces, c2.max_len) == (S, T, PIECES, 53)
-    # the defaults are the original's (ORIGINAL.md 2.1-2.3, 3.1-3.3)
+    # the defaults are the original's (docs/original.md 2.1-2.3, 3.1-3.3)
     d1, d2 = SongsTagsArtistsConfig(S, T, A), PlylstTitleConfig(S, T, PIECES)
     assert (d1.d_model, d1.n_layers, d1.n_heads, d1.d_ff, d1.dropout, d1.table_dropout, d1.max_len, d1.max_songs,
             d1.tags_loss_weight, d1.artists_loss_weight) == (240, 1, 2, 960, 0.1, 0.1, 280, 100, 0.15, 0.15)

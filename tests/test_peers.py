@@ -20,12 +20,13 @@ from itertools import product
 import numpy as np
 import pytest
 
-from baselines import implicit_als, implicit_bm25, item_cf, leaderboard, most_popular
+from baselines import implicit_als, implicit_bm25, item_cf, most_popular
+from reports import leaderboard
 from baselines.common import Ranked
 from baselines.item_cf import ItemCF
 from baselines.items import Items
 from baselines.rankers import RANKERS
-from evaluate import evaluate_from_data
+from common.metric import evaluate_from_data
 from test_baselines import DATE, planted, write_dataset
 
 implicit = pytest.importorskip("implicit")

@@ -1,4 +1,4 @@
-"""Reliability of the data side (issue 10): nothing a user made is overwritten, memory follows the data, bad input
+"""Reliability of the data side: nothing a user made is overwritten, memory follows the data, bad input
 is named, killed runs leave nothing behind, and what the tools print agrees with what they do.
 
 Covers: step 0 refuses to replace files it did not write (or that were edited since) unless --force, and replaces
@@ -28,14 +28,14 @@ import pytest
 from _fixtures import make_playlists, make_song_meta, write_json
 
 from data_loader import dump_datasets
-from data_loader.cli import UsageError
+from common.cli import UsageError
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, remove_stale_temps, temp_owner
+from common.jsonio import InputError, remove_stale_temps, temp_owner
 from data_loader.make_sample_dataset import generate, main as make_sample
 from data_loader.playlists import updt_to_int
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import group_sizes, seeded_split
-from evaluate import QUESTION_TYPES, question_type
+from common.arena import QUESTION_TYPES, question_type
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP0 = ["data_loader/make_sample_dataset.py"]
@@ -54,7 +54,7 @@ def read_all(folder: Path) -> dict[str, bytes]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Item 3: step 0 never overwrites input data it did not write
+# Step 0 never overwrites input data it did not write
 
 
 def test_step0_refuses_to_replace_a_users_train_json(tmp_path):
@@ -120,7 +120,7 @@ def test_run_demo_writes_only_under_demo(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Item 7: memory follows the number of distinct ids; songs missing from song_meta get one warning
+# Memory follows the number of distinct ids; songs missing from song_meta get one warning
 
 _MAXRSS_CHILD = """  # run a command under an address-space cap; print its peak resident memory
 import resource, subprocess, sys
@@ -190,7 +190,7 @@ def test_step1_warns_once_about_songs_missing_from_song_meta(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Item 8: updt_date values that are not real dates or times
+# updt_date values that are not real dates or times
 
 
 @pytest.mark.parametrize("bad", ["2020-13-45 25:61:61.000", "2019-02-30 10:00:00.000", "2019-02-29 10:00:00.000",
@@ -212,7 +212,7 @@ def test_real_dates_pass_and_song_meta_keeps_zero_month_and_day():
     meta = make_song_meta(5)
     for r, d in zip(meta, ["20190000", "20190100", "0", "00000000", "19991231"]):
         r["issue_date"] = d
-    validate_song_meta(meta, "song_meta.json")  # ORIGINAL.md 1.1: 00 month / day are legal there
+    validate_song_meta(meta, "song_meta.json")  # docs/original.md 1.1: 00 month / day are legal there
 
 
 def test_step1_refuses_a_bad_date_in_one_line(tmp_path):
@@ -227,12 +227,13 @@ def test_step1_refuses_a_bad_date_in_one_line(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Item 10: temp files of killed runs
+# Temp files of killed runs
 
 _KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from data_loader import jsonio, title
+from common import jsonio
+from data_loader import title
 folder = Path(sys.argv[1])
 def hang(*args, **kwargs):
     print("ready", flush=True)
@@ -310,7 +311,7 @@ def test_sentencepiece_temp_folder_is_a_recognisable_temp(tmp_path, monkeypatch)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Item 10: recommend.py reports unknown ids; step 1's counts are evaluate.py's; the README's examples work
+# recommend.py reports unknown ids; step 1's counts are evaluate.py's; the README's examples work
 
 
 def test_recommend_reports_unknown_songs_and_tags(small_dataset, monkeypatch, capsys):

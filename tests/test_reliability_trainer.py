@@ -1,4 +1,5 @@
-"""Trainer reliability (issue 10 items 2, 4, 5, 6 and the progress log) and the TF1 Adam (issue 9 item 2).
+"""Trainer reliability (run folders, checkpoints tied to their data, unfinished model 2, signals, the progress log) and
+the TF1 Adam.
 
 Covers: one AdamTF1 step against a hand-computed TF1 update at step 1 (relative error < 1e-6) and several steps
 against a plain TF1 loop, with torch's Adam measurably different there; its state surviving a save/load; a run
@@ -26,9 +27,9 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import leaderboard
+from reports import leaderboard
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from data_loader.title import train_sentencepiece
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
@@ -159,7 +160,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# run folders (item 2)
+# run folders
 
 
 def test_a_run_folder_holding_a_run_is_not_replaced(entry_root: Path):
@@ -209,7 +210,7 @@ def test_train_py_refuses_before_step_1(entry_root: Path):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# the title model's checkpoint pins the SentencePiece model (item 4); unfinished model 2 (item 5)
+# the title model's checkpoint pins the SentencePiece model ; unfinished model 2
 
 
 def test_train_py_resume_continues_both_runs_after_step_1_reruns(small_dataset: Path, tmp_path: Path):
@@ -270,7 +271,7 @@ def test_model2_stopped_during_mlm_is_not_a_recommender(entry_root: Path):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# signals (item 6), periodic last.pt and progress lines
+# signals, periodic last.pt and progress lines
 
 
 def test_sigterm_stops_at_a_batch_boundary_and_resume_is_exact(run_root: Path):

@@ -111,7 +111,7 @@ def test_denoising_counts_and_choices_are_uniform():
 
 def test_denoising_counts_reach_the_100_song_and_5_tag_caps():
     """k_s is uniform on [0, 100] for 150-song playlists and k_t on [0, 5] for 8-tag ones: every count occurs (about
-    40 and 570 times each in 4000 draws) and none above the caps (ORIGINAL.md 2.1)."""
+    40 and 570 times each in 4000 draws) and none above the caps (docs/original.md 2.1)."""
     n = 4000
     rng = np.random.default_rng(2)
     songs = [rng.choice(S, 150, replace=False).tolist() for _ in range(n)]

@@ -8,7 +8,7 @@ import copy
 import pytest
 from _fixtures import make_playlists, make_song_meta
 
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from data_loader.schema import validate_playlists, validate_song_meta
 
 PATH = "dataset/train.json"

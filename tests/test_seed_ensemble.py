@@ -2,7 +2,7 @@
 
 Covers: Ensemble.py with its defaults writes, byte for byte, the results.json that the code before the hybrid
 ensemble wrote on a fixed stand-in fixture (SHA-256 recorded from commit af6b3ec), and the same lists as the literal
-re-implementation of ORIGINAL.md 4 in tests/test_ensemble.py; SeedAverage scores the mean of its seeds' sigmoid
+re-implementation of docs/original.md 4 in tests/test_ensemble.py; SeedAverage scores the mean of its seeds' sigmoid
 probabilities and ranks candidates by it; load_run reads the {model}_seed{s} run folders, refuses seeds of another
 configuration and names a missing seed's checkpoint; Ensemble.py --seeds averages the seed checkpoints before the
 blend; train.py --seeds trains each model once per seed into its own run folder (and without it, as before).
@@ -21,9 +21,9 @@ import torch
 
 import predictor.ensembling as ens
 import train
-from data_loader.cli import UsageError
+from common.cli import UsageError
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from models import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from predictor import Ensemble
 from test_ensemble import CPU, S, T, FixedItems, make_questions, make_vocab, members, random_case, reference
@@ -36,7 +36,7 @@ PINNED = {((20000, 300), (500, 50)): "394b3400f979346b9930dfb6d9926edda39ae4e800
 
 @pytest.mark.parametrize("search,keep", list(PINNED))
 def test_faithful_default_is_pinned(monkeypatch, tmp_path, search, keep):
-    for name, value in zip(("SONG_SEARCH", "TAG_SEARCH", "SONG_KEEP", "TAG_KEEP"), (*search, *keep)):
+    for name, value in zip(("SONG_SEARCH", "TAG_SEARCH", "SONG_CANDIDATES", "TAG_CANDIDATES"), (*search, *keep)):
         monkeypatch.setattr(ens, name, value)
     q, dates, l1, l2 = random_case(20240611, 37, 7, 4, 5, 0.7)  # 37 questions, cold starts among them
     vocab = make_vocab()
@@ -78,7 +78,7 @@ def test_seed_average_ranks_by_mean_probability():
     assert np.allclose(c.song_p[:, : S - 2].numpy(), np.take_along_axis(p, want, 1), atol=1e-6)
 
 
-def _save(path: Path, dumps, seed: int, **config) -> SongsTagsArtistsModel:
+def save_tiny_run(path: Path, dumps, seed: int, **config) -> SongsTagsArtistsModel:
     torch.manual_seed(seed)
     model = SongsTagsArtistsModel(SongsTagsArtistsConfig.from_dumps(dumps, **config))
     save_checkpoint(path, {"model_name": model.name, "model_config": model.config_dict(),
@@ -89,7 +89,7 @@ def _save(path: Path, dumps, seed: int, **config) -> SongsTagsArtistsModel:
 def test_load_run_seeds_and_ensemble_seeds(small_dataset, run_root, tmp_path):
     out = run_root / "output"
     dumps = load_dumps(out)
-    models = [_save(out / f"songs_tags_artists_seed{s}" / "best.pt", dumps, s) for s in (0, 1)]
+    models = [save_tiny_run(out / f"songs_tags_artists_seed{s}" / "best.pt", dumps, s) for s in (0, 1)]
     voted = ens.load_run(out, "songs_tags_artists", dumps, CPU, seeds=[0, 1])
     assert isinstance(voted, ens.SeedAverage)
     q = dumps.val_questions
@@ -102,12 +102,12 @@ def test_load_run_seeds_and_ensemble_seeds(small_dataset, run_root, tmp_path):
         assert torch.allclose(torch.sigmoid(got[i]), want, atol=1e-12)
     with pytest.raises(InputError, match=r"songs_tags_artists_seed2/best.pt: checkpoint not found.*--seeds=0,2"):
         ens.load_run(out, "songs_tags_artists", dumps, CPU, seeds=[0, 2])
-    _save(out / "songs_tags_artists_seed3" / "best.pt", dumps, 3, tags_loss_weight=0.5)
+    save_tiny_run(out / "songs_tags_artists_seed3" / "best.pt", dumps, 3, tags_loss_weight=0.5)
     with pytest.raises(InputError, match="another model or configuration"):
         ens.load_run(out, "songs_tags_artists", dumps, CPU, seeds=[0, 3])
     # Ensemble.py --seeds: model 1 alone (as the leaderboard runs it), its two seeds soft-voted
     results = tmp_path / "r.json"
-    ens.run(gpu=-1, question_path=str(small_dataset / "dataset" / "questions" / "val.json"), out_path=str(results),
+    ens.run_ensemble(gpu=-1, question_path=str(small_dataset / "dataset" / "questions" / "val.json"), out_path=str(results),
             output_dir=str(out), runs=("songs_tags_artists",), seeds=[0, 1])
     assert len(json.loads(results.read_text(encoding="utf-8"))) == len(q)
     with pytest.raises(UsageError, match="--seeds"):

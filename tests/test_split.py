@@ -1,5 +1,5 @@
 """The faithful split (data_loader/split.py): record-for-record equality with a plain re-implementation of the
-official split_data.py procedure (ORIGINAL.md 1.2), the group arithmetic at full scale, and the question/answer
+official split_data.py procedure (docs/original.md 1.2), the group arithmetic at full scale, and the question/answer
 invariants (disjoint, complete, order kept, caps on deleted columns)."""
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_full_scale_arithmetic() -> None:
 
 
 def test_questions_and_answers_partition_val() -> None:
-    """Each question's columns as ORIGINAL.md 1.2 says for its group, the group known from the playlist's position in
+    """Each question's columns as docs/original.md 1.2 says for its group, the group known from the playlist's position in
     val (cut at int(0.3 n), int(0.8 n), int(0.95 n)): a masked column shows floor(L/2) items and the answer the
     rest, both in the original order; a deleted one shows nothing and the answer the first 100 songs / 10 tags."""
     playlists = make_playlists(400, seed=3)

@@ -1,4 +1,4 @@
-"""Titles and encoding (data_loader/title.py, data_loader/encode.py) against references written from ORIGINAL.md 1.3-1.5.
+"""Titles and encoding (data_loader/title.py, data_loader/encode.py) against references written from docs/original.md 1.3-1.5.
 
 Covers: normalise_title against a character-by-character reference (tests/_references.py) and hand-written cases
 (lowercase; '&', digits, Hangul syllables and ASCII letters kept; jamo, emoji, symbols and other scripts removed,

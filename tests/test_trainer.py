@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.base import PlaylistModel
@@ -151,7 +151,7 @@ def test_ranking_weight_switches_on_at_its_epoch_and_early_stopping_stops(tmp_pa
 
 
 def test_default_stage_validates_every_5_epochs_ranks_from_50_and_stops_after_50(tmp_path: Path):
-    """The defaults are the original's (ORIGINAL.md 2.3, 2.4): validation at epoch 1 and every 5th, the ranking term
+    """The defaults are the original's (docs/original.md 2.3, 2.4): validation at epoch 1 and every 5th, the ranking term
     (weight 2) from epoch 50, early stop at the first validation with epoch >= best epoch + 50."""
     scores = iter([0.5] + [0.1] * 20)
     stage = Stage("train", ToyData(1), 300, lambda m: {"score": next(scores)})

@@ -1,6 +1,6 @@
 """Validation during training (trainer/validation.py): the ranking that picks best.pt and drives early stopping.
 
-Covers, against the literal walk of ORIGINAL.md 2.4 (tests/_references.py, one question at a time): the top 10000
+Covers, against the literal walk of docs/original.md 2.4 (tests/_references.py, one question at a time): the top 10000
 songs / top 30 tags, seen songs and tags removed (tags by their label offset), songs issued after the playlist's
 date removed (an equal date allowed), the first 100 / 10 kept, equal logits in index order; the README's padding of
 short lists (popular items, skipping seen, chosen and future items; the date filter relaxed only when too few songs
@@ -23,7 +23,7 @@ from _references import ndcg, pad_from_popularity, walk
 
 import trainer.validation as validation
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 from data_loader.playlists import CSR, Playlists
 from data_loader.vocab import Vocab
 from models.base import PlaylistModel
@@ -32,7 +32,7 @@ from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsMo
 CPU = torch.device("cpu")
 S, T = 10_100, 40  # more songs than the 10000-deep walk, more tags than the 30-deep one
 RAW = 500_000  # raw song id of song index 0: decoding mistakes show
-SEARCH, KEEP = (10_000, 30), (100, 10)  # ORIGINAL.md 2.4: top 10000 songs / 30 tags, first 100 / 10 kept
+SEARCH, KEEP = (10_000, 30), (100, 10)  # docs/original.md 2.4: top 10000 songs / 30 tags, first 100 / 10 kept
 
 
 class FixedLogits(PlaylistModel):
@@ -114,7 +114,7 @@ def case(tmp_path: Path) -> SimpleNamespace:
 
 
 def reference_record(c: SimpleNamespace, i: int, search=SEARCH, keep=KEEP) -> dict:
-    """Question i answered by ORIGINAL.md 2.4's walk and the README's padding, in raw ids."""
+    """Question i answered by docs/original.md 2.4's walk and the README's padding, in raw ids."""
     seen_s, seen_t, updt = set(c.songs[i]), set(c.tags[i]), c.updt[i]
     song_logits, tag_logits = c.model.song_logits[i].numpy(), c.model.tag_logits[i].numpy()
     songs = walk(song_logits, lambda s: s in seen_s or c.dates[s] > updt, search[0], keep[0])

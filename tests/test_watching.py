@@ -1,4 +1,4 @@
-"""Watching a run (issue 9 item 3): TensorBoard scalars (trainer/scalars.py) and validation curves (trainer/curves.py).
+"""Watching a run: TensorBoard scalars (trainer/scalars.py) and validation curves (reports/curves.py).
 
 Covers: a fit writes train/loss, train/lr, train/steps_per_s at every progress line and train/epoch_loss and every
 validation metric at every validation, at the optimizer step, equal to what log.txt and the history hold; without
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.curves import plot_runs, run_history
+from reports.curves import plot_runs, run_history
 from test_trainer import REPO, ToyData, toy_trainer
 from trainer.checkpoint import save_checkpoint
 from trainer.loop import Stage
@@ -80,6 +80,6 @@ def test_plot_runs_draws_one_png_per_scored_run(tmp_path: Path):
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in written)
     assert plot_runs(tmp_path / "nothing_here") == []
 
-    proc = subprocess.run([sys.executable, "-m", "trainer.curves", f"--output_dir={out}"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "reports.curves", f"--output_dir={out}"], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.split() == [str(p) for p in written]

@@ -1,4 +1,4 @@
-"""Adam exactly as TensorFlow 1's tf.train.AdamOptimizer computes it (the original's optimizer, ORIGINAL.md 2.4).
+"""Adam exactly as TensorFlow 1's tf.train.AdamOptimizer computes it (the original's optimizer, docs/original.md 2.4).
 
 TF1 (and the Adam paper's "efficient" form) folds both bias corrections into the step size and adds epsilon to the
 *uncorrected* root of the second moment:
@@ -17,7 +17,7 @@ and leaves the arithmetic to torch's fused (or foreach) kernel: no Python loop o
 
 t is one global step count per parameter group, as TF1's shared beta-power accumulators: it advances on every
 step() even for parameters without a gradient (those are skipped by torch and keep their own count; the trainer
-primes parameters that start training late to the global count, trainer/loop.py carry_adam_steps).
+primes parameters that start training late to the global count, carry_adam_steps below).
 """
 from __future__ import annotations
 
@@ -51,3 +51,24 @@ class AdamTF1(torch.optim.Adam):
             group["tf_step"] += 1
             group["eps"] = group["tf_eps"] / math.sqrt(1.0 - group["betas"][1] ** group["tf_step"])
         return super().step(closure)
+
+
+def carry_adam_steps(optimizer: torch.optim.Adam, steps: int) -> int:
+    """Give every parameter without Adam state a state at step `steps` with zero moments; return how many.
+
+    TF1's Adam keeps one global bias-correction counter per optimizer, so the parameters that get their first
+    gradient in model 2's fine-tuning (output table, biases) see bias correction ~1 from their first step there
+    (first updates ~0.7 lr, not ~lr as with per-parameter torch Adam). Priming their state reproduces that.
+    """
+    template = next((s["step"] for s in optimizer.state.values() if "step" in s), None)
+    if template is None or steps == 0:
+        return 0
+    n = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if not optimizer.state[p]:
+                optimizer.state[p] = {"step": torch.full_like(template, float(steps)),
+                                      "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                      "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                n += 1
+    return n

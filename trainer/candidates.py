@@ -1,5 +1,5 @@
 """Candidate extraction, vectorised on the device: the original's "walk the top-k, skip seen and future songs,
-keep the first n" for a whole batch at once (ORIGINAL.md 2.4 and 4).
+keep the first n" for a whole batch at once (docs/original.md 2.4 and 4).
 
 Both validation during training (trainer/validation.py) and the ensemble (predictor/ensembling.py) rank this way, so
 it lives here, below both: the predictor imports the trainer's modules, never the other way round.

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from data_loader.dumps import Dumps
-from data_loader.jsonio import InputError, atomic_path
+from common.jsonio import InputError, atomic_path
 from models.base import PlaylistModel
 
 REQUIRED_KEYS = ("model_name", "model_config", "model", "vocab_hash")

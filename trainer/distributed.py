@@ -30,9 +30,9 @@ import torch.distributed as tdist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from data_loader.cli import check_flags
+from common.cli import check_flags
 from models.base import PlaylistModel
-from trainer.device import pick_device as pick_single_device
+from trainer.device import pick_device
 
 TIMEOUT = timedelta(minutes=60)  # a collective waits this long (rank 0's validation, checkpoint writing)
 MASK_STREAM = 5  # distinguishes the table-mask seeds from the data streams' (seed, stream, epoch)
@@ -64,13 +64,13 @@ def check_gpu_flag(gpu: int | None) -> None:
                      "CUDA_VISIBLE_DEVICES), -1 trains on the CPU"))
 
 
-def pick_device(gpu: int | None) -> torch.device:
+def pick_rank_device(gpu: int | None) -> torch.device:
     """The training device: trainer.device.pick_device on one process; under torchrun cuda:LOCAL_RANK when CUDA is
     there and --gpu is not -1, else the CPU."""
     if world_size() == 1:
-        return pick_single_device(gpu)
+        return pick_device(gpu)
     if gpu == -1 or not torch.cuda.is_available():
-        return pick_single_device(-1)
+        return pick_device(-1)
     device = torch.device(f"cuda:{int(os.environ['LOCAL_RANK'])}")
     torch.cuda.set_device(device)
     return device

@@ -1,4 +1,4 @@
-"""One trainer for both models (ORIGINAL.md 2.4, 3.3, 3.4): fit() -> _train_epoch() -> validate -> early stopping.
+"""One trainer for both models (docs/original.md 2.4, 3.3, 3.4): fit() -> _train_epoch() -> validate -> early stopping.
 
 Nothing here knows which model it trains. A run is a list of `Stage`s (model 1: "train"; model 2: "mlm" then
 "finetune"), each with its own data, epoch count, validation function and early-stopping switch. Shared by all
@@ -15,10 +15,8 @@ continues from last.pt at the same batch with the same RNG state: epochs are pur
 (data_loader/*_data.py) and the torch RNG state is saved. The optimizer is Adam as TF1 computes it
 (trainer/adam_tf1.py).
 
-Run folder {output_dir}/{run_name}/ (run_name defaults to the model's name): config.json (resolved config),
-log.txt, last.pt, best.pt, and TensorBoard scalars when tensorboard is installed (trainer/scalars.py). A new run
-refuses a folder that holds a run (prepare_run_dir): --resume continues it, --overwrite moves it aside first; a
-resume refuses flags that would change its batches or its maths.
+Run folder (trainer/run_dir.py): config.json (resolved config), log.txt, last.pt, best.pt, and TensorBoard scalars
+when tensorboard is installed (trainer/scalars.py).
 
 Under torchrun (trainer/distributed.py) every rank trains on its shard of each global batch through DDP; rank 0
 alone validates, logs and writes the run folder while the others wait; the ranks agree every step on stopping
@@ -27,45 +25,28 @@ alone validates, logs and writes the run folder while the others wait; the ranks
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import signal
 import sys
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
 
-from data_loader.cli import UsageError, check_flags, check_gpu, check_output_dir
+from common.jsonio import InputError, remove_stale_temps, write_json
 from data_loader.dumps import Dumps, load_dumps
-from data_loader.jsonio import InputError, load_json, remove_stale_temps, write_json
 from models.base import PlaylistModel
-from models.layers import TableDropout
 from trainer import distributed
-from trainer.adam_tf1 import AdamTF1
+from trainer.adam_tf1 import AdamTF1, carry_adam_steps
 from trainer.checkpoint import check_data, is_recommender, load_checkpoint, save_checkpoint
 from trainer.distributed import Dist
 from trainer.noam import noam_scheduler
+from trainer.prefetch import EpochData, Prefetcher
+from trainer.run_dir import resume_conflicts, run_dir
 from trainer.scalars import Scalars
-
-# Flags a resumed run must keep: they decide the batches (bs, seed), the schedule or the loss. Others (epochs,
-# max_minutes, gpu, amp, ...) may change on --resume; the log says which did. Left out on the command line, a flag
-# takes the run's recorded value (recorded_flags).
-FIXED_ON_RESUME = ("bs", "seed", "warmup_steps", "tags_loss_weight", "artists_loss_weight", "mlm_epochs")
-# Flags that only say how this invocation runs: never compared on --resume.
-PER_INVOCATION = ("resume", "overwrite", "gpu", "max_minutes", "progress", "dataset_dir", "output_dir", "run_name",
-                  "save_every_minutes", "log_every", "tensorboard")
-
-
-class EpochData(Protocol):
-    """Training data: epoch e (from 1) is a sequence of batch dicts (models/base.py), a pure function of e."""
-
-    def epoch(self, epoch: int) -> Sequence[dict[str, torch.Tensor]]: ...
 
 
 @dataclass
@@ -118,83 +99,12 @@ def early_stopping(score: float, best_score: float | None, best_epoch: int, epoc
     return best_score, best_epoch, improved, epoch >= best_epoch + patience
 
 
-def carry_adam_steps(optimizer: torch.optim.Adam, steps: int) -> int:
-    """Give every parameter without Adam state a state at step `steps` with zero moments; return how many.
-
-    TF1's Adam keeps one global bias-correction counter per optimizer, so the parameters that get their first
-    gradient in model 2's fine-tuning (output table, biases) see bias correction ~1 from their first step there
-    (first updates ~0.7 lr, not ~lr as with per-parameter torch Adam). Priming their state reproduces that.
-    """
-    template = next((s["step"] for s in optimizer.state.values() if "step" in s), None)
-    if template is None or steps == 0:
-        return 0
-    n = 0
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            if not optimizer.state[p]:
-                optimizer.state[p] = {"step": torch.full_like(template, float(steps)),
-                                      "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                                      "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
-                n += 1
-    return n
-
-
 def format_log(tag: str, epoch: int, step: int, loss: float, metrics: dict[str, Any], lr: float,
                elapsed: float) -> str:
     """The fixed-format validation line: tag, epoch, step, mean train loss, the metrics in order, lr, elapsed."""
     shown = " ".join(f"{k} {v:.6f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
     return (f"[{tag}] epoch {epoch:3d} step {step:7d} loss {loss:.6f} | {shown} | "
             f"lr {lr:.4e} elapsed {elapsed:.1f}s")
-
-
-def _pinned(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.pin_memory() for k, v in batch.items()}
-
-
-class Prefetcher:
-    """Builds the next epoch and the next batches in background threads, so that numpy work overlaps the GPU's.
-
-    Batches are pure functions of (stage, epoch, index), so prefetching changes no result. When disabled (the
-    default on the CPU, where threads would only compete with torch's) everything is built in line.
-    """
-
-    def __init__(self, enabled: bool, pin: bool, depth: int = 8):
-        self.enabled, self.pin, self.depth = enabled, pin, depth
-        self._epoch_pool = ThreadPoolExecutor(1, "epoch-prefetch") if enabled else None
-        self._batch_pool = ThreadPoolExecutor(1, "batch-prefetch") if enabled else None
-        self._next: tuple[tuple[int, int], Future] | None = None
-
-    def epoch(self, data: EpochData, si: int, epoch: int, prefetch_next: bool) -> Sequence[dict[str, torch.Tensor]]:
-        """Epoch `epoch` of stage `si` (ready if it was prefetched); start building the next one if asked."""
-        ready, self._next = self._next, None
-        batches = ready[1].result() if ready is not None and ready[0] == (si, epoch) else data.epoch(epoch)
-        if self.enabled and prefetch_next:
-            self._next = ((si, epoch + 1), self._epoch_pool.submit(data.epoch, epoch + 1))
-        return batches
-
-    def batches(self, batches: Sequence[dict[str, torch.Tensor]], start: int) -> Iterator[dict[str, torch.Tensor]]:
-        """Host batches start.. of an epoch (pinned when `pin`), built up to `depth` ahead when enabled."""
-        build = (lambda i: _pinned(batches[i])) if self.pin else batches.__getitem__
-        if not self.enabled:
-            yield from (build(i) for i in range(start, len(batches)))
-            return
-        pending = deque(self._batch_pool.submit(build, i) for i in range(start, min(start + self.depth, len(batches))))
-        upcoming = start + len(pending)
-        try:
-            while pending:
-                batch = pending.popleft().result()
-                if upcoming < len(batches):
-                    pending.append(self._batch_pool.submit(build, upcoming))
-                    upcoming += 1
-                yield batch
-        finally:  # an epoch cut short (time box) drops what was queued
-            for f in pending:
-                f.cancel()
-
-    def close(self) -> None:
-        for pool in (self._epoch_pool, self._batch_pool):
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
 
 
 class RunLog:
@@ -244,7 +154,6 @@ class Trainer:
             self.log(f"torchrun: {dist.world_size} processes, global batch split across them (rank 0 logs)")
         self.ddp = distributed.wrap(model, dist, device)  # under torchrun: the DDP module whose forward is the loss
         self.step_masks = dist.enabled if config.step_masks is None else config.step_masks
-        self.table_dropouts = [m for m in model.modules() if isinstance(m, TableDropout)]
         self.amp = config.amp and device.type == "cuda"
         if config.amp and not self.amp:
             self.log("--amp applies to CUDA only; training in float32 on the CPU")
@@ -288,8 +197,7 @@ class Trainer:
             torch.use_deterministic_algorithms(previous)
             self.prefetch.close()
             self.scalars.close()
-            for module in self.table_dropouts:
-                module.seed_masks(None)
+            self.model.seed_table_masks(None)
 
     def _catch_signals(self) -> dict[int, Any]:
         """Route SIGINT / SIGTERM to a stop at the next batch boundary; -> the handlers to restore afterwards.
@@ -399,8 +307,7 @@ class Trainer:
             part, share = distributed.local_batch(next(stream), self.model, self.dist)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in part.items()}
             if self.step_masks:  # the same table-dropout masks on every rank: seeded by (seed, step)
-                for index, module in enumerate(self.table_dropouts):
-                    module.seed_masks(distributed.mask_seed(self.config.seed, self.step + 1, index))
+                self.model.seed_table_masks(lambda index: distributed.mask_seed(self.config.seed, self.step + 1, index))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 loss, plain = self.model.loss(batch, weight) if self.ddp is None else self.ddp(batch, weight)
             if self.dist.enabled:  # DDP averages the ranks' gradients: the sum of share * gradient is the batch's
@@ -569,36 +476,6 @@ class Trainer:
         return position
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# helpers for the entry points
-
-
-def run_folder(output_dir: str | Path, run_name: str | None, default_run: str) -> Path:
-    """Where a trainer's run lives: {output_dir}/{run_name or the model's name}."""
-    return Path(output_dir) / (run_name or default_run)
-
-
-def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
-    """The flags every trainer shares and its run folder, checked before any work; -> the run folder.
-
-    A UsageError names the bad flags; prepare_run_dir refuses a folder holding a run without --resume/--overwrite
-    (under torchrun rank 0 moves an old run aside, the other ranks only check).
-    """
-    f = flags
-    check_flags(bs=(f["bs"] >= 1, "at least 1"), warmup_steps=(f["warmup_steps"] >= 1, "at least 1"),
-                epochs=(f["epochs"] >= 1, "at least 1"),
-                max_minutes=(f["max_minutes"] is None or f["max_minutes"] > 0, "a positive number of minutes"),
-                valid_every=(f["valid_every"] >= 1, "at least 1"), patience=(f["patience"] >= 1, "at least 1"),
-                save_every_minutes=(f["save_every_minutes"] is None or f["save_every_minutes"] > 0,
-                                    "a positive number of minutes or none"),
-                log_every=(f["log_every"] >= 1, "at least 1"))
-    check_gpu(f["gpu"])
-    distributed.check_gpu_flag(f["gpu"])
-    check_output_dir("output_dir", f["output_dir"])
-    return prepare_run_dir(run_folder(f["output_dir"], f["run_name"], default_run), f["resume"], f["overwrite"], f,
-                           dry_run=not distributed.is_main_process())
-
-
 def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:
     """The step-1 dumps under output_dir, checked to come from dataset_dir (their val answers live there)."""
     dumps = load_dumps(output_dir)
@@ -616,67 +493,6 @@ def dumps_summary(dumps: Dumps) -> dict[str, Any]:
             "vocab": m["vocab"], "sentencepiece": m["sentencepiece"], "has_song_meta": m["has_song_meta"]}
 
 
-def recorded_flags(main: Callable[..., Any], default_run: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """For run_cli's `fill`: on --resume, the flags the command line leaves out take the run's recorded values
-    (its config.json), not the entry point's defaults, so `--resume` alone continues a run started with, e.g.,
-    --warmup_steps=300. Flags of this invocation only (PER_INVOCATION) keep their defaults; a flag given on the
-    command line is compared by resume_conflicts (refused or noted)."""
-    params = inspect.signature(main).parameters
-
-    def fill(given: dict[str, Any]) -> dict[str, Any]:
-        if not given.get("resume"):
-            return {}
-        output_dir = given.get("output_dir", params["output_dir"].default)
-        config = run_folder(output_dir, given.get("run_name"), default_run) / "config.json"
-        if not config.is_file():
-            return {}  # nothing recorded: prepare_run_dir says what is missing
-        recorded = load_json(config).get("flags", {})
-        return {k: v for k, v in recorded.items() if k in params and k not in PER_INVOCATION and k not in given}
-
-    return fill
-
-
-def resume_conflicts(old: dict[str, Any], new: dict[str, Any], source: str | Path) -> str:
-    """Compare a run's recorded flags with a resume's: UsageError if one of FIXED_ON_RESUME differs; -> a note
-    naming the other flags that differ (the resume overrides them), or "" when none does."""
-    fixed = [k for k in FIXED_ON_RESUME if k in old and k in new and old[k] != new[k]]
-    if fixed:
-        raise UsageError(f"{source}: the run was started with " + ", ".join(f"--{k}={old[k]}" for k in fixed)
-                         + "; a resumed run keeps its batches, schedule and loss, so --resume refuses "
-                         + ", ".join(f"--{k}={new[k]}" for k in fixed)
-                         + " (drop the flag, or start a new run with --overwrite or another --run_name)")
-    changed = [k for k in new if k in old and k not in PER_INVOCATION + FIXED_ON_RESUME and old[k] != new[k]]
-    return ("overriding " + ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed)) if changed else ""
-
-
-def prepare_run_dir(run_dir: str | Path, resume: bool, overwrite: bool, flags: dict[str, Any] | None = None,
-                    dry_run: bool = False) -> Path:
-    """Check (before any work) that a run may go into `run_dir`, and make room for a new one if asked.
-
-    - resume: the folder must hold a last.pt; with `flags`, the run's config.json must agree on FIXED_ON_RESUME.
-    - a new run into a folder holding a run (best.pt or last.pt) is refused unless `overwrite`, which moves the
-      old folder aside to {run_dir}.replaced-<time> (nothing is deleted); `dry_run` only checks.
-    """
-    run_dir = Path(run_dir)
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other")
-    held = [p.name for p in (run_dir / "best.pt", run_dir / "last.pt") if p.exists()]
-    if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise UsageError(f"{run_dir}: no last.pt to resume from; drop --resume to start a new run")
-        config = run_dir / "config.json"
-        if flags is not None and config.is_file():
-            resume_conflicts(load_json(config).get("flags", {}), flags, config)
-    elif held and not overwrite:
-        raise UsageError(f"{run_dir} already holds a run ({', '.join(held)}); pass --resume to continue it, or "
-                         f"--overwrite to start a new run (the old one is moved aside, not deleted)")
-    elif held and not dry_run:
-        aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.rename(aside)
-        print(f"--overwrite: moved the earlier run {run_dir} to {aside}")
-    return run_dir
-
-
 def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: torch.device,
             flags: dict[str, Any]) -> dict[str, Any]:
     """Train `model` through `stages` into {flags["output_dir"]}/{flags["run_name"] or model.name}/; -> the summary.
@@ -688,10 +504,10 @@ def fit_run(model: PlaylistModel, stages: list[Stage], dumps: Dumps, device: tor
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in flags.items() if k in fields})
     run_config = {"flags": {**flags, "device": str(device)}, "dumps": dumps_summary(dumps)}
-    run_dir = run_folder(flags["output_dir"], flags.get("run_name"), model.name)
+    folder = run_dir(flags["output_dir"], model.name, run_name=flags.get("run_name"))
     dist = distributed.init(device)
     try:
-        trainer = Trainer(model, stages, run_dir, device, config, dumps.fingerprint, run_config, dist)
+        trainer = Trainer(model, stages, folder, device, config, dumps.fingerprint, run_config, dist)
         return trainer.fit(flags["resume"])
     except Interrupted as e:
         if dist.is_main:

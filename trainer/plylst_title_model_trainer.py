@@ -1,4 +1,4 @@
-"""Step 3: train model 2, plylst_title (ORIGINAL.md section 3), into {output_dir}/plylst_title/.
+"""Step 3: train model 2, plylst_title (docs/original.md section 3), into {output_dir}/plylst_title/.
 
     python trainer/plylst_title_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
         [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output] [--mlm_epochs=100] [--epochs=300]
@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from data_loader.cli import check_flags, run_cli
+from common.cli import check_flags, run_cli
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
-from trainer.distributed import pick_device
-from trainer.loop import Stage, check_train_flags, fit_run, open_dumps, recorded_flags
+from trainer.distributed import pick_rank_device
+from trainer.run_dir import check_train_flags, recorded_flags
+from trainer.loop import Stage, fit_run, open_dumps
 from trainer.validation import validate, validate_mlm
 
 
@@ -56,7 +57,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     flags = dict(locals())  # the resolved command line, recorded in config.json and the checkpoints
     check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"), mlm_epochs=(mlm_epochs >= 0, "at least 0"))
     check_train_flags(flags, PlylstTitleModel.name)  # shared flags and the run folder, before any work
-    device = pick_device(gpu)
+    device = pick_rank_device(gpu)
     dumps = open_dumps(dataset_dir, output_dir)
     torch.manual_seed(seed)
     model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight)).to(device)

@@ -1,4 +1,4 @@
-"""Step 2: train model 1, songs_tags_artists (ORIGINAL.md section 2), into {output_dir}/songs_tags_artists/.
+"""Step 2: train model 1, songs_tags_artists (docs/original.md section 2), into {output_dir}/songs_tags_artists/.
 
     python trainer/songs_tags_artists_model_trainer.py [--bs=128] [--gpu=N] [--tags_loss_weight=0.15]
         [--artists_loss_weight=0.15] [--warmup_steps=4000] [--dataset_dir=dataset] [--output_dir=output]
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from data_loader.cli import check_flags, run_cli
+from common.cli import check_flags, run_cli
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
-from trainer.distributed import pick_device
-from trainer.loop import Stage, check_train_flags, fit_run, open_dumps, recorded_flags
+from trainer.distributed import pick_rank_device
+from trainer.run_dir import check_train_flags, recorded_flags
+from trainer.loop import Stage, fit_run, open_dumps
 from trainer.validation import validate
 
 
@@ -54,7 +55,7 @@ def main(bs: int = 128, gpu: int | None = None, tags_loss_weight: float = 0.15, 
     check_flags(tags_loss_weight=(tags_loss_weight >= 0, "at least 0"),
                 artists_loss_weight=(artists_loss_weight >= 0, "at least 0"))
     check_train_flags(flags, SongsTagsArtistsModel.name)  # shared flags and the run folder, before any work
-    device = pick_device(gpu)
+    device = pick_rank_device(gpu)
     dumps = open_dumps(dataset_dir, output_dir)
     torch.manual_seed(seed)
     config = SongsTagsArtistsConfig.from_dumps(dumps, tags_loss_weight=tags_loss_weight,

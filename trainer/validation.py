@@ -1,9 +1,9 @@
-"""Validation during training (ORIGINAL.md 2.4, 3.3, 3.4): arena nDCG on the local val questions; model 2's MLM check.
+"""Validation during training (docs/original.md 2.4, 3.3, 3.4): arena nDCG on the local val questions; model 2's MLM check.
 
 `validate` scores the questions the model answers (its `accepts` rule) against dataset/answers/val.json:
 songs = the top 10000 by sigmoid minus seen songs and songs issued after the playlist's updt_date, first 100 kept;
 tags = the top 30 minus seen tags, first 10 kept (equal logits in index order, as in the ensemble); decoded to raw
-ids and scored by evaluate.evaluate_from_data. It also reports a validation loss with question + answer items as
+ids and scored by common/metric.py's evaluate_from_data. It also reports a validation loss with question + answer items as
 targets (logged only, as in the original).
 Difference: where fewer than 100 songs / 10 tags survive the walk (tiny vocabularies, old playlists), the list is
 padded as the ensemble pads its answers (README): with the most popular vocabulary items that are not in it, not
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from data_loader.dumps import Dumps
-from data_loader.jsonio import InputError, load_json
+from common.jsonio import InputError, load_json
 from data_loader.encode import artists_csr
 from data_loader.playlists import CSR, hstack, row_sets
 from data_loader.songs_tags_artists_data import coo
 from data_loader.vocab import Vocab
-from evaluate import evaluate_from_data
+from common.metric import evaluate_from_data
 from models.base import PlaylistModel
 from models.plylst_title import PlylstTitleModel
 from trainer.candidates import first_survivors, issue_date_banned

@@ -8,12 +8,12 @@ is its held-out score: the answers predictor/search_weights.py wrote beside {out
 half of the questions answered with the weights fitted on the other half (never on the answers it is scored on);
 used only when that search ran on these same question and answer files.
 
-    python -m baselines.leaderboard [--dataset_dir=dataset] [--output_dir=output] \\
+    python -m reports.leaderboard [--dataset_dir=dataset] [--output_dir=output] \\
         [--question_path=dataset/questions/val.json] [--answer_path=dataset/answers/val.json] [--gpu=-1]
 
 Writes {output_dir}/leaderboard/<method>/results.json, the tables to {output_dir}/leaderboard.md, a bar chart of
 the scores, overall and per question type, to {output_dir}/leaderboard.png, and the validation curve of each trained
-run to {output_dir}/curves/<run>.png (trainer/curves.py).
+run to {output_dir}/curves/<run>.png (reports/curves.py).
 """
 from __future__ import annotations
 
@@ -23,41 +23,39 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from baselines import genre_most_popular, implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
 from baselines.common import load_split
-from data_loader.cli import check_flags, check_gpu, check_output_dir, run_cli
+from baselines.rankers import BASELINES
+from common.arena import QUESTION_TYPES
+from common.cli import check_flags, check_gpu, check_output_dir, run_cli
+from common.jsonio import InputError, atomic_path, atomic_write, load_json, write_json
+from common.metric import ResultsError, evaluate_from_data
 from data_loader.dumps import load_dumps
-from data_loader.jsonio import InputError, atomic_path, atomic_write, load_json, write_json
 from data_loader.split import split_paths
-from evaluate import QUESTION_TYPES, ResultsError, evaluate_from_data
-from predictor import hybrid
-from predictor.ensembling import RUNS, encode_questions, load_members, recommend, to_records
-from trainer.curves import plot_runs
+from models import RUNS
+from predictor.ensembling import encode_questions, ensemble_recommend, load_members, to_records
+from predictor.weights_file import heldout_results
+from reports.curves import plot_runs
 from trainer.device import pick_device
+from trainer.run_dir import run_dir
 
 Method = Callable[[], list[dict]]
 
 
 def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[str, Method | str]]:
-    """(name, method or the reason it is skipped) for the baselines and the competition's peers."""
+    """(name, method or the reason it is skipped) for every baseline of baselines/rankers.py."""
     train, questions, song_meta = load_split(dataset_dir, question_path)
-    yield "most_popular", lambda: most_popular.recommend(train, questions, song_meta)
-    if song_meta is None:
-        yield "genre_most_popular", f"skipped: no {Path(dataset_dir) / 'song_meta.json'}"
-    else:
-        yield "genre_most_popular", lambda: genre_most_popular.recommend(train, questions, song_meta)
-    yield "playlist_knn", lambda: playlist_knn.recommend(train, questions, song_meta)
-    yield "item_cf", lambda: item_cf.recommend(train, questions, song_meta)
-    for name, module in (("als", implicit_als), ("bm25", implicit_bm25)):
-        if importlib.util.find_spec("implicit") is None:
-            yield name, "skipped: the implicit library is not installed (pip install implicit)"
+    for name, b in BASELINES.items():
+        if b.needs_song_meta and song_meta is None:
+            yield name, f"skipped: no {Path(dataset_dir) / 'song_meta.json'}"
+        elif b.needs_package is not None and importlib.util.find_spec(b.needs_package) is None:
+            yield name, f"skipped: the {b.needs_package} library is not installed (pip install {b.needs_package})"
         else:
-            yield name, functools.partial(module.recommend, train, questions, song_meta)
+            yield name, functools.partial(b.recommend, train, questions, song_meta)
 
 
 def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int) -> Iterator[tuple[str, Method | str]]:
     """The ensemble (needs both best checkpoints) and each model alone (needs its own)."""
-    ckpts = {run: Path(output_dir) / run / "best.pt" for run in RUNS}
+    ckpts = {run: run_dir(output_dir, run) / "best.pt" for run in RUNS}
     unusable = {run: f"no {ckpts[run]}" for run in RUNS if not ckpts[run].is_file()}
     members = {}
     if len(unusable) < len(RUNS):
@@ -75,7 +73,7 @@ def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int)
         if any(run in unusable for run in runs):
             return f"skipped: {next(unusable[run] for run in runs if run in unusable)}"
         subset = [members[run] for run in runs]
-        return lambda: to_records(q, recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs), dumps.vocab)
+        return lambda: to_records(q, ensemble_recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs), dumps.vocab)
 
     yield "bert_ensemble", method(RUNS)
     for run in RUNS:
@@ -83,8 +81,8 @@ def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int)
 
 
 def hybrid_method(output_dir: str, question_path: Path, answer_path: Path) -> Iterator[tuple[str, Method | str]]:
-    """The hybrid ensemble's held-out answers (predictor/hybrid.py: heldout_results), when they fit this split."""
-    found = hybrid.heldout_results(output_dir, question_path, answer_path)
+    """The hybrid ensemble's held-out answers (predictor/weights_file.py: heldout_results), when they fit this split."""
+    found = heldout_results(output_dir, question_path, answer_path)
     yield "hybrid_heldout", (f"skipped: {found}" if isinstance(found, str) else lambda: found)
 
 

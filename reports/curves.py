@@ -1,6 +1,6 @@
 """Validation curves: one PNG per run in an output folder, the validation score per epoch from its checkpoint.
 
-    python -m trainer.curves [--output_dir=output]        -> {output_dir}/curves/{run}.png
+    python -m reports.curves [--output_dir=output]        -> {output_dir}/curves/{run}.png
 
 A run is a folder of output_dir holding last.pt (or best.pt); its `history` (one dict per validation,
 trainer/loop.py) gives the points. Plotted: the score (0.85 song nDCG + 0.15 tag nDCG) per epoch of each stage that
@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from data_loader.cli import check_output_dir, run_cli
-from data_loader.jsonio import InputError, atomic_path
+from common.cli import check_output_dir, run_cli
+from common.jsonio import InputError, atomic_path
 
 SHOWN = (("score", "score", 2.0), ("music_ndcg", "song nDCG", 1.0), ("tag_ndcg", "tag nDCG", 1.0))
 

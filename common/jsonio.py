@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -147,3 +148,12 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> 
     text = json.dumps(obj, ensure_ascii=False, indent=indent, default=_to_builtin)
     with atomic_write(path) as f:
         f.write(text)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, as hex (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

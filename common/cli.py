@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 
 import fire
 
-from data_loader.jsonio import InputError
+from common.jsonio import InputError
 
 TRUE, FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 
