@@ -1,8 +1,14 @@
 """What every baseline shares: reading the split, popularity rankings, topping lists up, writing results.json.
 
 A baseline is a function `recommend(train, questions, song_meta) -> list of {"id", "songs", "tags"}` over the
-raw JSON records; `cli` wraps it as the same CLI for all of them (python -m baselines.<name>), reading
-{dataset_dir}/orig/train.json (the 90% split of step 1) and writing a results file the official evaluate.py accepts.
+raw JSON records; `cli` wraps it as the same CLI for all of them (python -m baselines.<name>), writing a results file
+the official evaluate.py accepts.
+
+What a baseline learns from, its corpus (`load_split`): fed (the default), all the data a question file allows, as
+the strongest teams of the competition fitted their models: the playlists of {dataset_dir}/train.json that are not
+among the questions (a question's full playlist holds its hidden answer) plus the visible part of every question;
+not fed, {dataset_dir}/orig/train.json alone (step 1's 90% training half). A question's visible part is in the
+corpus, so the neighbour methods never let a question score against its own row (`drop_own_rows`).
 
 A baseline that scores candidates also has `rank(train, questions, song_meta, n_songs, n_tags) -> Ranked`: each
 question's candidates best first, deeper than the answer, with the method's scores, for the hybrid ensemble
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Hashable, Iterable, Literal, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from common.arena import N_SONGS, N_TAGS
 from common.cli import check_output_file
@@ -98,17 +105,51 @@ def to_results(ranked: Ranked, questions: Sequence[dict], song_pop: Sequence, ta
     return [answer(q, *ranked.row(i), song_pop, tag_pop) for i, q in enumerate(questions)]
 
 
+def fed_corpus(train: list[dict], questions: list[dict]) -> list[dict]:
+    """The playlists of `train` that are not among the questions (by id: a question's full playlist holds its hidden
+    answer), then the visible part of every question."""
+    asked = {q["id"] for q in questions}
+    return [p for p in train if p["id"] not in asked] + list(questions)
+
+
+def own_rows(corpus: Sequence[dict], questions: Sequence[dict]) -> np.ndarray:
+    """int64 [len(questions)]: the corpus row of each question's own visible part (fed corpora), -1 where none."""
+    row_of = {p["id"]: i for i, p in enumerate(corpus)}
+    return np.array([row_of.get(q["id"], -1) for q in questions], dtype=np.int64)
+
+
+def drop_own_rows(m: sp.csr_matrix, own: np.ndarray) -> sp.csr_matrix:
+    """m [b, P] (questions x corpus playlists) without the entry of each question's own row (`own_rows`, -1: none):
+    a question's neighbours are never itself."""
+    rows = np.flatnonzero(own >= 0)
+    if not len(rows):
+        return m
+    mask = sp.csr_matrix((np.ones(len(rows), m.dtype), (rows, own[rows])), shape=m.shape)
+    out = (m - m.multiply(mask)).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
 def load_split(dataset_dir: str | Path, question_path: str | Path | None = None,
-               song_meta: SongMeta = "optional") -> tuple[list[dict], list[dict], list[dict] | None]:
-    """(orig/train.json, the questions, song_meta.json or None when absent or unused), validated."""
-    train_path = split_paths(dataset_dir)["orig_train"]
-    question_path = Path(question_path or split_paths(dataset_dir)["val_questions"])
-    if not train_path.is_file():
-        raise InputError(f"{train_path}: not found; run step 1 (python data_loader/dump_datasets.py "
+               song_meta: SongMeta = "optional", feed: bool = True,
+               whole_train: bool = True) -> tuple[list[dict], list[dict], list[dict] | None]:
+    """(the corpus, the questions, song_meta.json or None when absent or unused), validated.
+
+    The corpus (module docstring): with `feed`, `fed_corpus` of {dataset_dir}/train.json (or, with whole_train
+    False, of orig/train.json: the weight search's, which never holds a validation playlist) and the questions;
+    without it, orig/train.json.
+    """
+    paths = split_paths(dataset_dir)
+    train_path = Path(dataset_dir) / "train.json" if feed and whole_train else paths["orig_train"]
+    question_path = Path(question_path or paths["val_questions"])
+    if not paths["orig_train"].is_file():
+        raise InputError(f"{paths['orig_train']}: not found; run step 1 (python data_loader/dump_datasets.py "
                          f"--dataset_dir={dataset_dir}) to make the split")
     train, questions = load_json(train_path), load_json(question_path)
     validate_playlists(train, str(train_path))
     validate_playlists(questions, str(question_path), require_nonempty=False)
+    if feed:
+        train = fed_corpus(train, questions)
     meta_path = Path(dataset_dir) / "song_meta.json"
     if song_meta == "unused" or (song_meta == "optional" and not meta_path.is_file()):
         return train, questions, None
@@ -121,11 +162,11 @@ def load_split(dataset_dir: str | Path, question_path: str | Path | None = None,
 
 def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_path: str | None = None,
                  out_path: str = "reco_result/results.json", song_meta: SongMeta = "optional",
-                 name: str = "baseline") -> list[dict]:
-    """Load the split, recommend, write results.json atomically; returns the results."""
+                 name: str = "baseline", feed: bool = True) -> list[dict]:
+    """Load the corpus and the questions (`load_split`), recommend, write results.json atomically; -> the results."""
     check_output_file("out_path", out_path)
     start = time.perf_counter()
-    train, questions, meta = load_split(dataset_dir, question_path, song_meta)
+    train, questions, meta = load_split(dataset_dir, question_path, song_meta, feed)
     results = recommend(train, questions, meta)
     write_json(out_path, results)
     print(f"{name}: {len(results)} recommendations -> {out_path} "
@@ -137,12 +178,13 @@ def cli(recommend: Recommender, name: str, song_meta: SongMeta = "optional") -> 
     """The fire entry of a baseline without options of its own (run it with common.cli.run_cli)."""
 
     def main(dataset_dir: str = "dataset", question_path: str | None = None,
-             out_path: str = "reco_result/results.json") -> None:
+             out_path: str = "reco_result/results.json", feed: bool = True) -> None:
         """Args:
-            dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.
+            dataset_dir: folder with train.json, step 1's split and, optionally, song_meta.json.
             question_path: question file; default {dataset_dir}/questions/val.json.
             out_path: results file to write.
+            feed: learn from train.json and the questions' visible parts (false: orig/train.json alone).
         """
-        run_baseline(recommend, dataset_dir, question_path, out_path, song_meta, name)
+        run_baseline(recommend, dataset_dir, question_path, out_path, song_meta, name, feed)
 
     return main

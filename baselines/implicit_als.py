@@ -71,9 +71,10 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
          factors: int = FACTORS, regularization: float = REGULARIZATION, alpha: float = CONFIDENCE,
-         iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0, date_filter: bool = True) -> None:
+         iterations: int = ITERATIONS, threads: int = THREADS, seed: int = 0, date_filter: bool = True,
+         feed: bool = True) -> None:
     """Args:
-        dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.
+        dataset_dir: folder with train.json, step 1's split and, optionally, song_meta.json.
         question_path: question file; default {dataset_dir}/questions/val.json.
         out_path: results file to write.
         factors: latent factors.
@@ -83,12 +84,13 @@ def main(dataset_dir: str = "dataset", question_path: str | None = None, out_pat
         threads: implicit's threads (0 = one per core).
         seed: seed of the initial factors.
         date_filter: drop songs issued after the question's updt_date (needs song_meta.json).
+        feed: learn from train.json and the questions' visible parts (false: orig/train.json alone).
     """
     check_flags(factors=(factors >= 1, "at least 1"), regularization=(regularization >= 0, ">= 0"),
                 alpha=(alpha > 0, "> 0"), iterations=(iterations >= 1, "at least 1"), threads=(threads >= 0, ">= 0"))
     run_baseline(functools.partial(recommend, factors=factors, regularization=regularization, alpha=alpha,
                                    iterations=iterations, threads=threads, seed=seed, date_filter=date_filter),
-                 dataset_dir, question_path, out_path, name="als")
+                 dataset_dir, question_path, out_path, name="als", feed=feed)
 
 
 if __name__ == "__main__":

@@ -64,9 +64,10 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
-         k: int = K, k1: float = K1, b: float = B, threads: int = THREADS, date_filter: bool = True) -> None:
+         k: int = K, k1: float = K1, b: float = B, threads: int = THREADS, date_filter: bool = True,
+         feed: bool = True) -> None:
     """Args:
-        dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.
+        dataset_dir: folder with train.json, step 1's split and, optionally, song_meta.json.
         question_path: question file; default {dataset_dir}/questions/val.json.
         out_path: results file to write.
         k: neighbours kept per item.
@@ -74,11 +75,12 @@ def main(dataset_dir: str = "dataset", question_path: str | None = None, out_pat
         b: BM25 length normalisation, in [0, 1].
         threads: implicit's threads (0 = one per core).
         date_filter: drop songs issued after the question's updt_date (needs song_meta.json).
+        feed: learn from train.json and the questions' visible parts (false: orig/train.json alone).
     """
     check_flags(k=(k >= 1, "at least 1"), k1=(k1 >= 0, ">= 0"), b=(0 <= b <= 1, "in [0, 1]"),
                 threads=(threads >= 0, ">= 0"))
     run_baseline(functools.partial(recommend, k=k, k1=k1, b=b, threads=threads, date_filter=date_filter),
-                 dataset_dir, question_path, out_path, name="bm25")
+                 dataset_dir, question_path, out_path, name="bm25", feed=feed)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from baselines.common import Ranked, popularity, run_baseline, to_results
+from baselines.common import Ranked, drop_own_rows, own_rows, popularity, run_baseline, to_results
 from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
 from common.cli import check_flags, run_cli
 from data_loader.issue_dates import popularity_issue_dates
@@ -121,11 +121,12 @@ def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None 
     if date_filter and song_meta is not None:
         dates = popularity_issue_dates(f.song_ids, train, song_meta)
     tag_names = np.asarray(f.tags, dtype=object)
+    own = own_rows(train, questions)  # a fed corpus holds each question's visible part: never its own neighbour
     ranked: tuple[list, ...] = ([], [], [], [])
     for start in range(0, len(questions), batch):
         qs = questions[start : start + batch]
         qx = _normalise_rows(f.matrix(qs) @ sp.diags(idf))
-        w = _top_k_rows((qx @ xt).tocsr(), k, power)  # [b, P]
+        w = _top_k_rows(drop_own_rows((qx @ xt).tocsr(), own[start : start + batch]), k, power)  # [b, P]
         song_scores, tag_scores = (w @ song_items).tocsr(), (w @ tag_items).tocsr()
         for r, q in enumerate(qs):
             cols, vals = _ranked(song_scores, r)
@@ -148,18 +149,19 @@ def recommend(train: list[dict], questions: list[dict], song_meta: list[dict] | 
 
 
 def main(dataset_dir: str = "dataset", question_path: str | None = None, out_path: str = "reco_result/results.json",
-         k: int = K, power: float = POWER, date_filter: bool = True) -> None:
+         k: int = K, power: float = POWER, date_filter: bool = True, feed: bool = True) -> None:
     """Args:
-        dataset_dir: folder with orig/train.json (step 1's split) and, optionally, song_meta.json.
+        dataset_dir: folder with train.json, step 1's split and, optionally, song_meta.json.
         question_path: question file; default {dataset_dir}/questions/val.json.
         out_path: results file to write.
         k: neighbours per question.
         power: similarity exponent of a neighbour's vote.
         date_filter: drop songs issued after the question's updt_date (needs song_meta.json).
+        feed: learn from train.json and the questions' visible parts (false: orig/train.json alone).
     """
     check_flags(k=(k >= 1, "at least 1"), power=(power > 0, "> 0"))
     run_baseline(functools.partial(recommend, k=k, power=power, date_filter=date_filter), dataset_dir, question_path,
-                 out_path, name="playlist_knn")
+                 out_path, name="playlist_knn", feed=feed)
 
 
 if __name__ == "__main__":

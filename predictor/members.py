@@ -80,7 +80,7 @@ class QuestionSet:
 
 def read_question_set(dataset_dir: str | Path, question_path: str | Path) -> QuestionSet:
     """The questions, orig/train.json and song_meta.json (when present), validated."""
-    train, records, song_meta = load_split(dataset_dir, question_path)
+    train, records, song_meta = load_split(dataset_dir, question_path, feed=False)
     types = np.array([QUESTION_TYPES.index(question_type(q)) for q in records], dtype=np.int64)
     return QuestionSet(records, train, song_meta, types)
 

@@ -41,9 +41,10 @@ from trainer.run_dir import run_dir
 Method = Callable[[], list[dict]]
 
 
-def baseline_methods(dataset_dir: str, question_path: Path) -> Iterator[tuple[str, Method | str]]:
-    """(name, method or the reason it is skipped) for every baseline of baselines/rankers.py."""
-    train, questions, song_meta = load_split(dataset_dir, question_path)
+def baseline_methods(dataset_dir: str, question_path: Path, feed: bool = True) -> Iterator[tuple[str, Method | str]]:
+    """(name, method or the reason it is skipped) for every baseline of baselines/rankers.py, learning from the fed
+    corpus or orig/train.json alone (baselines/common.py load_split)."""
+    train, questions, song_meta = load_split(dataset_dir, question_path, feed=feed)
     for name, b in BASELINES.items():
         if b.needs_song_meta and song_meta is None:
             yield name, f"skipped: no {Path(dataset_dir) / 'song_meta.json'}"
@@ -136,7 +137,7 @@ def markdown(rows: list[tuple[str, dict, float]], skipped: list[tuple[str, str]]
 
 
 def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path: str | None = None,
-         answer_path: str | None = None, gpu: int | None = None, bs: int = 128) -> None:
+         answer_path: str | None = None, gpu: int | None = None, bs: int = 128, feed: bool = True) -> None:
     """Run, score and tabulate every method that has what it needs.
 
     Args:
@@ -146,6 +147,8 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
         answer_path: default {dataset_dir}/answers/val.json.
         gpu: device for the BERT models (-1 = CPU; unset = cuda:0 when there is one).
         bs: question batch size for the BERT models.
+        feed: the baselines learn from train.json less the questions' full playlists plus their visible parts
+            (false: from orig/train.json alone); the BERT models are as trained.
     """
     check_flags(bs=(bs >= 1, "at least 1"))
     check_gpu(gpu)
@@ -156,7 +159,7 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
     answers = load_json(answer_path)
     questions = load_json(question_path)
     rows, skipped = [], []
-    for name, method in [*baseline_methods(dataset_dir, question_path),
+    for name, method in [*baseline_methods(dataset_dir, question_path, feed),
                          *bert_methods(output_dir, question_path, gpu, bs),
                          *hybrid_method(output_dir, question_path, answer_path)]:
         if isinstance(method, str):

@@ -51,16 +51,26 @@ def planted(seed: int = 0, n_train: int = 600, n_questions: int = 80) -> dict[st
         questions.append({**p, "songs": p["songs"][::2], "tags": p["tags"][:1]})
         answers.append({"id": p["id"], "songs": p["songs"][1::2], "tags": p["tags"][1:]})
     # an empty question and one whose ids and title are unknown: answered from popularity
-    questions += [{"id": 1, "songs": [], "tags": [], "plylst_title": "", "updt_date": DATE},
-                  {"id": 2, "songs": [99999], "tags": ["never"], "plylst_title": "🎵", "updt_date": DATE}]
-    answers += [{"id": 1, "songs": [0], "tags": ["t0_0"]}, {"id": 2, "songs": [0], "tags": ["t0_0"]}]
+    # (ids apart from the training playlists', as step 1's split makes them)
+    questions += [{"id": 20_001, "songs": [], "tags": [], "plylst_title": "", "updt_date": DATE},
+                  {"id": 20_002, "songs": [99999], "tags": ["never"], "plylst_title": "🎵", "updt_date": DATE}]
+    answers += [{"id": 20_001, "songs": [0], "tags": ["t0_0"]}, {"id": 20_002, "songs": [0], "tags": ["t0_0"]}]
     song_meta = [{"id": s, "issue_date": 20000101, "artist_id_basket": [s // 10],
                   "song_gn_gnr_basket": [f"GN{s // SONGS_PER_THEME:02d}00"]}
                  for s in range(N_THEMES * SONGS_PER_THEME)]
     return {"train": train, "questions": questions, "answers": answers, "song_meta": song_meta}
 
 
+def full_playlists(data: dict) -> list[dict]:
+    """train.json as step 1 read it: the training playlists, then each question with its answer put back."""
+    answers = {a["id"]: a for a in data["answers"]}
+    return data["train"] + [{**q, "songs": q["songs"] + answers[q["id"]]["songs"],
+                             "tags": q["tags"] + answers[q["id"]]["tags"]} for q in data["questions"]]
+
+
 def write_dataset(root: Path, data: dict, with_meta: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.json").write_text(json.dumps(full_playlists(data), ensure_ascii=False), encoding="utf-8")
     for rel, key in (("orig/train.json", "train"), ("questions/val.json", "questions"), ("answers/val.json", "answers"),
                      ("song_meta.json", "song_meta")):
         if key == "song_meta" and not with_meta:

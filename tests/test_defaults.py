@@ -84,7 +84,7 @@ def test_the_baseline_registry():
 
 @pytest.mark.parametrize("module, expected", [
     (playlist_knn, {"k": 200, "power": 1.0, "date_filter": True}),
-    (item_cf, {"alpha": 1.0, "beta": 0.3, "theta": 0.8, "svm": False, "svm_c": 1.0, "svm_negatives": 1000,
+    (item_cf, {"alpha": 1.0, "beta": 0.3, "theta": 0.8, "svm": False, "svm_c": None, "svm_negatives": None,
                "date_filter": True}),
     (implicit_als, {"factors": 128, "regularization": 0.01, "alpha": 50.0, "iterations": 15, "date_filter": True}),
     (implicit_bm25, {"k": 300, "k1": 1.2, "b": 0.05, "date_filter": True}),

@@ -20,9 +20,11 @@ from itertools import product
 import numpy as np
 import pytest
 
-from baselines import implicit_als, implicit_bm25, item_cf, most_popular
+import scipy.sparse as sp
+
+from baselines import implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
 from reports import leaderboard
-from baselines.common import Ranked
+from baselines.common import Ranked, drop_own_rows, fed_corpus, own_rows
 from baselines.item_cf import ItemCF
 from baselines.items import Items
 from baselines.rankers import RANKERS
@@ -55,19 +57,20 @@ def toy_items(p: dict) -> set[str]:
     return items | ({"kw:rock"} if "rock" in p["plylst_title"].lower() else set())
 
 
-def reference_scores(q: dict, alpha: float, beta: float, theta: float) -> dict[str, float]:
+def reference_scores(q: dict, alpha: float, beta: float, theta: float, corpus: list[dict] = TOY) -> dict[str, float]:
     """r_uj = 1/|T(u)| sum_{i in T(u)} sum_v [i, j in T(v)] (|T(u) & T(v)| / |T(v)|^(1-beta))^theta
-    / (|P(i)|^alpha |P(j)|^(1-alpha)), by plain loops over the toy playlists."""
-    train = [toy_items(p) for p in TOY]
+    / (|P(i)|^alpha |P(j)|^(1-alpha)), popularities and lengths + 0.1, by plain loops over the toy playlists; the
+    question's own row (same id) in the corpus counts in the popularities but is never a neighbour v."""
+    train = [toy_items(p) for p in corpus]
     tu = toy_items(q)
-    pop = {j: sum(j in t for t in train) for t in train for j in t}
+    pop = {j: sum(j in t for t in train) + 0.1 for t in train for j in t}
     scores: dict[str, float] = {}
     for j in pop:
         total = 0.0
         for i in tu:
-            for t in train:
-                if i in t and j in t:
-                    w = (len(tu & t) / len(t) ** (1 - beta)) ** theta
+            for p, t in zip(corpus, train):
+                if i in t and j in t and p["id"] != q["id"]:
+                    w = (len(tu & t) / (len(t) + 0.1) ** (1 - beta)) ** theta
                     total += w / (pop[i] ** alpha * pop[j] ** (1 - alpha))
         if total:
             scores[j] = total / len(tu)
@@ -93,6 +96,42 @@ def test_item_cf_scores_match_hand_computation(alpha, beta, theta):
             assert v == pytest.approx(ref[j], rel=1e-5), (q["id"], j)
 
 
+def test_fed_item_cf_never_counts_a_question_as_its_own_neighbour():
+    """Fed, the corpus holds the questions' visible parts; each question's scores are the hand computation with its
+    own row left out of the neighbours (it still counts in the item popularities, as the 2nd place's code does)."""
+    corpus = fed_corpus(TOY, TOY_QUESTIONS)
+    alpha, beta, theta = 0.9, 0.7, 0.99
+    cf = ItemCF(corpus, alpha, beta, theta)
+    names = column_names(cf.items)
+    own = own_rows(corpus, TOY_QUESTIONS)
+    assert own.tolist() == [len(TOY), len(TOY) + 1, len(TOY) + 2]
+    fed = cf.scores(cf.items.matrix(TOY_QUESTIONS), own).toarray()
+    for q, row in zip(TOY_QUESTIONS, fed):
+        ref = reference_scores(q, alpha, beta, theta, corpus)
+        got = {names[c]: row[c] for c in np.flatnonzero(row)}
+        assert got.keys() == {j for j in ref if not j.startswith("kw:")}
+        for j, v in got.items():
+            assert v == pytest.approx(ref[j], rel=1e-5), (q["id"], j)
+    assert not np.allclose(fed, cf.scores(cf.items.matrix(TOY_QUESTIONS)).toarray())  # counting itself differs
+
+
+def test_fed_corpus_and_own_rows():
+    train = [{"id": 1, "songs": [1, 2]}, {"id": 2, "songs": [3]}, {"id": 3, "songs": [4, 5]}]
+    questions = [{"id": 3, "songs": [4]}, {"id": 9, "songs": [7]}]  # 3's full playlist holds its hidden answer
+    corpus = fed_corpus(train, questions)
+    assert corpus == train[:2] + questions and own_rows(corpus, questions).tolist() == [2, 3]
+    assert own_rows(train[:2], questions).tolist() == [-1, -1]
+    m = sp.csr_matrix(np.arange(1.0, 13.0).reshape(3, 4))
+    assert drop_own_rows(m, np.array([1, -1, 3])).toarray().tolist() == [[1, 0, 3, 4], [5, 6, 7, 8], [9, 10, 11, 0]]
+
+
+def test_fed_knn_never_takes_the_question_as_its_neighbour():
+    """With k = 1 a question's own visible row (cosine 1) would be its only neighbour and leave nothing unseen."""
+    q = [{"id": 100, "songs": [2, 6], "tags": [], "plylst_title": "", "updt_date": DATE}]
+    ranked = playlist_knn.rank(fed_corpus(TOY, q), q, k=1)
+    assert ranked.songs[0][ranked.songs[0] >= 0].tolist() == [4, 5]  # the nearest other playlist: {2, 4, 5, 6}
+
+
 def test_item_cf_similarities_match_hand_computation():
     alpha, beta, theta = 0.8, 0.4, 1.3
     cf = ItemCF(TOY, alpha, beta, theta)
@@ -101,10 +140,10 @@ def test_item_cf_similarities_match_hand_computation():
     known = cf.items.matrix([q])
     s = cf.similarities(known.indices, cf.neighbour_weights(known)[0]).toarray()  # [m, I]
     train, tu = [toy_items(p) for p in TOY], toy_items(q)
-    pop = {j: sum(j in t for t in train) for t in train for j in t}
+    pop = {j: sum(j in t for t in train) + 0.1 for t in train for j in t}
     for row, i in zip(s, (names[c] for c in known.indices)):
         for c, j in enumerate(names):
-            ref = sum((len(tu & t) / len(t) ** (1 - beta)) ** theta for t in train if i in t and j in t)
+            ref = sum((len(tu & t) / (len(t) + 0.1) ** (1 - beta)) ** theta for t in train if i in t and j in t)
             assert row[c] == pytest.approx(ref / (pop[i] ** alpha * pop[j] ** (1 - alpha)), rel=1e-5, abs=1e-12)
 
 
@@ -129,9 +168,9 @@ def score_ratio(train: list[dict], alpha: float, beta: float, theta: float, q_so
 
 
 def test_each_exponent_moves_scores_as_the_formula_says():
-    # r_1 / r_2 = (w_v1 / w_v2) * (|P(1)| / |P(2)|)^(alpha - 1), w_v = (1 / |T(v)|^(1 - beta))^theta
+    # r_1 / r_2 = (w_v1 / w_v2) * (|P(1)| / |P(2)|)^(alpha - 1), w_v = (1 / |T(v)|^(1 - beta))^theta, counts + 0.1
     for alpha, beta, theta in product((0.2, 0.9), (0.0, 0.6), (0.5, 2.0)):
-        expected = ((5 / 2) ** (1 - beta)) ** theta * (1 / 5) ** (alpha - 1)
+        expected = ((5.1 / 2.1) ** (1 - beta)) ** theta * (1.1 / 5.1) ** (alpha - 1)
         assert score_ratio(EXPONENT_TOY, alpha, beta, theta, [0], 1, 2) == pytest.approx(expected, rel=1e-5)
     # alpha: a larger alpha damps the popular candidate less (alpha = 1: not at all)
     ratio = {a: score_ratio(EXPONENT_TOY, a, 1.0, 1.0, [0], 1, 2) for a in (0.2, 0.9, 1.0)}
@@ -139,9 +178,11 @@ def test_each_exponent_moves_scores_as_the_formula_says():
     # beta: a smaller beta penalises the long neighbour more (beta = 1: raw overlaps)
     ratio = {b: score_ratio(EXPONENT_TOY, 1.0, b, 1.0, [0], 1, 2) for b in (0.0, 0.5, 1.0)}
     assert ratio[0.0] > ratio[0.5] > 1 and ratio[1.0] == pytest.approx(1.0)
-    # theta: r_30 / r_31 = (1/2 + 1) w_v1 / (1/2 w_v2) = 3 * (2 / 1)^theta (alpha = 1; equal lengths cancel beta)
+    # theta: r_30 / r_31 = (1/|P(0)| + 1/|P(1)|) w_v1 / (1/|P(0)| w_v2) = (1 + 2.1 / 1.1) (2 / 1)^theta (alpha = 1;
+    # equal lengths cancel beta; popularities + 0.1)
     for theta in (0.5, 1.0, 3.0):
-        assert score_ratio(THETA_TOY, 1.0, 0.5, theta, [0, 1], 30, 31) == pytest.approx(3 * 2**theta, rel=1e-5)
+        expected = (1 + 2.1 / 1.1) * 2**theta
+        assert score_ratio(THETA_TOY, 1.0, 0.5, theta, [0, 1], 30, 31) == pytest.approx(expected, rel=1e-5)
 
 
 def test_title_keywords_answer_title_only_questions():
