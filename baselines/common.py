@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from common.arena import N_SONGS, N_TAGS
-from common.cli import check_output_file
+from common.cli import check_output_file, step_inputs
 from common.jsonio import InputError, load_json, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import split_paths
@@ -164,7 +164,7 @@ def run_baseline(recommend: Recommender, dataset_dir: str = "dataset", question_
                  out_path: str = "reco_result/results.json", song_meta: SongMeta = "optional",
                  name: str = "baseline", feed: bool = True) -> list[dict]:
     """Load the corpus and the questions (`load_split`), recommend, write results.json atomically; -> the results."""
-    check_output_file("out_path", out_path)
+    check_output_file("out_path", out_path, step_inputs(dataset_dir, question_path=question_path))
     start = time.perf_counter()
     train, questions, meta = load_split(dataset_dir, question_path, song_meta, feed)
     results = recommend(train, questions, meta)

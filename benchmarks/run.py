@@ -16,6 +16,9 @@ Phases, in order, on the sample dataset of the preset (data_loader/make_sample_d
 Layout of work_dir: dataset/ (step 0's files and step 1's split), output/ (the dumps; train into it with
 `python train.py --dataset_dir=W/dataset --output_dir=W/output` to benchmark trained models), untrained/ (freshly
 initialised checkpoints, used for inference when output/ has no best.pt of both models), inference/, benchmark.md.
+Step 0 replaces only the sample it wrote (its marker vouches for it); a sample of a work folder made before step 0
+kept a marker is recognised by its sample_answers/ and made again; other data in dataset/ stops the run before any
+work, with one line saying what to do (--skip_generate, or another --work_dir).
 --amp: bf16 autocast for inference on CUDA (training gets both rows on CUDA regardless; the CPU ignores it).
 """
 from __future__ import annotations
@@ -38,7 +41,7 @@ from benchmarks.roofline import record_matmuls, time_matmuls
 from common.cli import UsageError, check_flags, check_gpu, run_cli
 from data_loader.dumps import Dumps, load_dumps
 from common.jsonio import InputError, atomic_write, load_json, write_json
-from data_loader.make_sample_dataset import PRESETS
+from data_loader.make_sample_dataset import MARKER, OUTPUT_FILES, PRESETS, not_ours
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from common.metric import ResultsError, evaluate_from_data
@@ -114,7 +117,32 @@ def run_child(args: list[str]) -> tuple[float, int]:
 # phases 0 and 1: preprocessing
 
 
-def preprocess(preset: str, dataset_dir: Path, output_dir: Path, skip_generate: bool) -> list[str]:
+def made_before_marker(dataset_dir: Path) -> bool:
+    """Whether dataset_dir holds a sample that step 0 wrote before it recorded its files: no marker, and both
+    sample answer files, which only step 0 writes (real data has none), as plain files."""
+    answers = [dataset_dir / f for f in OUTPUT_FILES if f.startswith("sample_answers/")]
+    return not (dataset_dir / MARKER).exists() and all(p.is_file() and not p.is_symlink() for p in answers)
+
+
+def step0_flags(dataset_dir: Path, work_flag: str, generated: bool) -> list[str]:
+    """Step 0's extra flags for the work folder's dataset, before any work: none for an empty folder or the sample
+    step 0 vouches for; --force for the benchmark's own sample from before the marker (step 0 would refuse it and
+    ask for a flag this command does not have). Other data is refused with a UsageError saying what to do;
+    `work_flag` is --work_dir as given, for the message."""
+    foreign = not_ours(str(dataset_dir), list(OUTPUT_FILES))
+    if not foreign:
+        return []
+    if made_before_marker(dataset_dir):
+        print(f"{dataset_dir}: a sample made before step 0 recorded its files; making it again")
+        return ["--force"]
+    hint = "add --skip_generate to benchmark on these files, or choose another --work_dir" if generated else \
+        "choose another --work_dir"
+    raise UsageError(f"--work_dir={work_flag}: {dataset_dir} holds {', '.join(foreign)}, not written by step 0 or "
+                     f"changed since (real data?); nothing was written: {hint}")
+
+
+def preprocess(preset: str, dataset_dir: Path, output_dir: Path, skip_generate: bool,
+               work_flag: str | None = None) -> list[str]:
     """Steps 0 and 1 as processes; -> report lines (table and vocabulary sizes)."""
     rows = []
     generated = all((dataset_dir / f).is_file() for f in ("train.json", "song_meta.json", "val.json",
@@ -122,7 +150,9 @@ def preprocess(preset: str, dataset_dir: Path, output_dir: Path, skip_generate: 
     if skip_generate and generated:
         rows.append([f"0 make_sample_dataset ({preset})", "skipped (files exist)", ""])
     else:
-        s, kb = run_child(["data_loader/make_sample_dataset.py", f"--out_dir={dataset_dir}", f"--preset={preset}"])
+        force = step0_flags(dataset_dir, work_flag or str(dataset_dir.parent), generated)
+        s, kb = run_child(["data_loader/make_sample_dataset.py", f"--out_dir={dataset_dir}", f"--preset={preset}",
+                           *force])
         rows.append([f"0 make_sample_dataset ({preset})", f"{s:.1f}", f"{kb / 1024:,.0f}"])
     s, kb = run_child(["data_loader/dump_datasets.py", f"--dataset_dir={dataset_dir}", f"--output_dir={output_dir}"])
     rows.append(["1 dump_datasets", f"{s:.1f}", f"{kb / 1024:,.0f}"])
@@ -363,7 +393,7 @@ def main(preset: str = "demo", work_dir: str | None = None, gpu: int | None = No
               f"Run {began.isoformat(timespec='seconds')}: `{command}` (work_dir {work}).", ""]
 
     print("== phases 0-1: preprocessing", flush=True)
-    report += preprocess(preset, dataset_dir, output_dir, skip_generate) + [""]
+    report += preprocess(preset, dataset_dir, output_dir, skip_generate, work_dir or str(work)) + [""]
 
     print(f"== phase 2: training throughput on {device}", flush=True)
     report += training(load_dumps(output_dir), device, train_steps, bs) + [""]

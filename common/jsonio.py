@@ -5,7 +5,9 @@ place of a good one: the data goes to a temporary file in the same folder, which
 
 Temporary files and folders are named `.{stem}.{pid}.{token}.tmp{suffix}` (`.train.4711.3f9a0c1e.tmp.npz` for
 train.npz), so that one left behind by a killed process can be recognised by its name alone and removed once its
-writer is gone: `remove_stale_temps(folder)`, which the steps call on the folders they write to.
+writer is gone: `remove_stale_temps(folder)`, which the steps call on the folders they write to. It also knows the
+one older naming that carried a pid, step 0's `.{name}.json.{pid}.tmp`; the still older `.{stem}.XXXXXXXX{suffix}`
+of tempfile.mkstemp has no pid, so nothing tells a killed writer's file from a live one's, and it is left alone.
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ def _to_builtin(o: Any) -> Any:
 
 # .{stem}.{pid}.{token}.tmp{suffix}: the pid of the writing process and 8 random hex digits
 TEMP_NAME = re.compile(r"\.(?P<stem>.*)\.(?P<pid>[1-9][0-9]{0,9})\.[0-9a-f]{8}\.tmp(?:\.[^.]+)?")
+# .{name}.{pid}.tmp: step 0's temporary files before the scheme above (its outputs are all .json files)
+OLD_STEP0_TEMP_NAME = re.compile(r"\.(?P<name>[^/]+\.json)\.(?P<pid>[1-9][0-9]{0,9})\.tmp")
 
 
 def _temp_name(stem: str, suffix: str = "") -> str:
@@ -63,8 +67,8 @@ def _temp_name(stem: str, suffix: str = "") -> str:
 
 def temp_owner(name: str) -> int | None:
     """The pid of the process that made the temporary file or folder `name` (a bare name), or None when `name`
-    is not a temporary name of this module's scheme."""
-    m = TEMP_NAME.fullmatch(name)
+    is not a temporary name of this module's scheme (or of step 0's older one)."""
+    m = TEMP_NAME.fullmatch(name) or OLD_STEP0_TEMP_NAME.fullmatch(name)
     return int(m.group("pid")) if m else None
 
 
@@ -83,9 +87,9 @@ def _alive(pid: int) -> bool:
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files and folders that killed processes left in `folder` (not in its subfolders).
 
-    Only names of this module's scheme (`temp_owner` is not None) whose writing process no longer exists are
-    removed: a temp of a live process (this one included) and every other file stay, so it is safe to call at the
-    start of any step, even while another step writes into the same folder. The pid is checked on this machine, so
+    Only temporary names (`temp_owner` is not None) whose writing process no longer exists are removed: a temp
+    of a live process (this one included) and every other file stay, so it is safe to call at the start of any
+    step, even while another step writes into the same folder. The pid is checked on this machine, so
     do not point it at a folder that processes on another machine (or in another PID namespace) write to.
     Returns the paths removed (none when the folder does not exist).
     """

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common.cli import check_flags, check_gpu, check_output_file
+from common.cli import check_flags, check_gpu, check_output_file, step_inputs
 from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
 from data_loader.dumps import Dumps, load_dumps
 from data_loader.encode import encode_playlists
@@ -352,7 +352,8 @@ def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float 
         title_tag_weight: weight of model 2's tag scores (model 1's are weighted 1).
         question_path: the question file (official schema).
         out_path: where results.json goes (written atomically).
-        dataset_dir: the dataset folder (for messages only: the dumps record their own sources).
+        dataset_dir: the dataset folder, for messages and for the files out_path must not replace (the dumps
+            record their own sources).
         output_dir: the folder holding dumps/ and the run folders with best.pt.
         amp: bf16 autocast for the forward passes on CUDA.
         runs: the members, by run folder name (a subset gives one model alone; the rest is cold start).
@@ -364,7 +365,7 @@ def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float 
                 title_importance=(title_importance > 0, "> 0 (a title-only question has n = 0)"),
                 title_tag_weight=(title_tag_weight >= 0, "at least 0"))
     check_gpu(gpu)
-    check_output_file("out_path", out_path)
+    check_output_file("out_path", out_path, step_inputs(dataset_dir, output_dir, question_path))
     if not Path(question_path).is_file():
         raise InputError(f"{question_path}: question file not found")
     device = pick_device(gpu)

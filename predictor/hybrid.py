@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import check_gpu, check_output_file
+from common.cli import check_gpu, check_output_file, step_inputs
 from common.jsonio import InputError, write_json
 from predictor import fusion
 from predictor.members import member_rankings, read_question_set
@@ -27,7 +27,7 @@ def run_hybrid(weights: str, question_path: str, out_path: str, dataset_dir: str
     members their best checkpoints under output_dir (per the file's seeds). Writes results.json in question order.
     """
     check_gpu(gpu)
-    check_output_file("out_path", out_path)
+    check_output_file("out_path", out_path, step_inputs(dataset_dir, output_dir, question_path, weights))
     if not Path(question_path).is_file():
         raise InputError(f"{question_path}: question file not found")
     start = time.perf_counter()

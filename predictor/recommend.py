@@ -3,10 +3,12 @@
     python predictor/recommend.py --question='{"songs": [525514], "tags": ["기분전환"], "plylst_title": "밤"}'
     python predictor/recommend.py --question_file=q.json      # one question object, or a list of them
 
-Prints one JSON line {"id", "songs": [100], "tags": [10]} per question, in input order. Missing fields get
-defaults: songs / tags [], plylst_title "", id the question's position, and updt_date the far future, so that no
-song is dropped for being issued after the playlist was last updated. Songs and tags that are not in the
-vocabulary cannot be used by the models; a warning on stderr says how many and which.
+Prints one JSON line {"id", "songs": [100], "tags": [10]} per question, in input order. A question uses the
+official keys only (id, songs, tags, plylst_title, updt_date, like_cnt; another key, a misspelling, is refused) and
+gives at least one of songs, tags, plylst_title. Missing fields get defaults: songs / tags [], plylst_title "", id
+the question's position, and updt_date the far future, so that no song is dropped for being issued after the
+playlist was last updated. Songs and tags that are not in the vocabulary cannot be used by the models; a warning on
+stderr says how many and which.
 """
 from __future__ import annotations
 
@@ -26,11 +28,31 @@ from trainer.device import pick_device
 FAR_FUTURE = "9999-12-31 23:59:59.999"  # updt_date of a question without one: no date filter
 
 
-def with_defaults(question: dict, position: int) -> dict:
-    """A question object completed with the defaults above (the given fields win)."""
+KEYS = ("id", "songs", "tags", "plylst_title", "updt_date", "like_cnt")  # the official playlist fields
+CONTENT = ("songs", "tags", "plylst_title")  # what the models recommend from
+
+
+def with_defaults(question: dict, position: int, source: str) -> dict:
+    """A question object completed with the defaults above (the given fields win). A misspelt key would be ignored
+    and its question answered with the cold-start list, so unknown keys, and a question with none of CONTENT, are
+    refused."""
+    where = f"{source}: question {position}"
     if not isinstance(question, dict):
-        raise InputError(f"question {position}: expected a JSON object, got {type(question).__name__}")
+        raise InputError(f"{where}: expected a JSON object, got {type(question).__name__}")
+    unknown = [k for k in question if k not in KEYS]
+    if unknown:
+        raise InputError(f"{where}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                         f"the keys are {', '.join(KEYS)}")
+    if not any(k in question for k in CONTENT):
+        named = f" (id {question['id']})" if "id" in question else ""
+        raise InputError(f"{where}{named} gives none of {', '.join(CONTENT)}: nothing to recommend from")
     return {"id": position, "songs": [], "tags": [], "plylst_title": "", "updt_date": FAR_FUTURE, **question}
+
+
+def _keyed_by_name(data: object) -> bool:
+    """A JSON object of objects, none under a question key: questions keyed by name, not one question."""
+    return (isinstance(data, dict) and bool(data) and all(isinstance(v, dict) for v in data.values())
+            and not any(k in KEYS for k in data))
 
 
 def parse_questions(question: str | dict | list | None, question_file: str | None) -> tuple[list[dict], str]:
@@ -47,8 +69,12 @@ def parse_questions(question: str | dict | list | None, question_file: str | Non
         source = "--question"
     else:
         data, source = question, "--question"
+    if _keyed_by_name(data):
+        names = ", ".join(map(repr, list(data)[:3])) + (", ..." if len(data) > 3 else "")
+        raise InputError(f"{source}: a JSON object of questions keyed by name ({names}); give one question object "
+                         f"or a list of them")
     items = data if isinstance(data, list) else [data]
-    return [with_defaults(q, i) for i, q in enumerate(items)], source
+    return [with_defaults(q, i, source) for i, q in enumerate(items)], source
 
 
 def unknown_items(records: list[dict], vocab: Vocab, shown: int = 5) -> str | None:
@@ -68,7 +94,8 @@ def main(question: str | dict | list | None = None, question_file: str | None = 
     """Print the ensemble's recommendation for each question.
 
     Args:
-        question: one question as JSON ({"songs", "tags", "plylst_title", "updt_date", "id"}, all optional) or a list.
+        question: one question as JSON ({"songs", "tags", "plylst_title", "updt_date", "id"}; at least one of the
+            first three) or a list.
         question_file: a JSON file holding one question object or a list of them.
         gpu: CUDA device; -1 = CPU; unset = cuda:0 when there is one, else the CPU.
         output_dir: the folder holding dumps/ and the two run folders with best.pt.

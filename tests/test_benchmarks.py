@@ -11,14 +11,17 @@ compared with anything (they are what the benchmark reports).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from _references import ndcg
 
 from benchmarks import run
+from common.cli import UsageError
 from data_loader.dumps import load_dumps
-from data_loader.make_sample_dataset import generate, write
+from data_loader.make_sample_dataset import MARKER, OUTPUT_FILES, generate, not_ours, write
 from common.metric import evaluate_from_data
 
 
@@ -88,3 +91,44 @@ def test_benchmark_report(tmp_path: Path) -> None:
     local_answers = read(tmp_path / "dataset" / "answers" / "val.json")
     knn_results = read(tmp_path / "output" / "leaderboard" / "playlist_knn" / "results.json")
     assert [number(c) for c in knn[2:5]] == pytest.approx(scores(local_answers, knn_results), abs=6e-7)
+
+
+def test_work_folder_from_before_the_step0_marker_is_made_again(tmp_path: Path) -> None:
+    """A work folder whose sample step 0 wrote before it recorded its files (no marker; temps of that time's naming
+    left by a killed run) is recognised as the benchmark's own: step 0 makes the sample again, instead of refusing."""
+    dataset = tmp_path / "dataset"
+    write(str(dataset), generate("tiny", seed=1))  # as step 0 wrote it then: no marker
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                             check=True).stdout)  # a writer that is gone
+    stale = [dataset / f".train.json.{pid}.tmp", dataset / "sample_answers" / f".val.json.{pid}.tmp"]
+    for path in stale:
+        path.write_text("half written")
+
+    lines = run.preprocess("tiny", dataset, tmp_path / "output", skip_generate=False)
+
+    assert (dataset / MARKER).is_file() and not_ours(str(dataset), list(OUTPUT_FILES)) == []
+    assert not any(path.exists() for path in stale)
+    assert (dataset / "train.json").read_bytes() == json.dumps(generate("tiny", seed=0)["train.json"],
+                                                               ensure_ascii=False).encode("utf-8")
+    (row,) = rows("\n".join(lines), "0 make_sample_dataset (tiny)")
+    assert number(row[1]) > 0
+
+
+@pytest.mark.parametrize("files, hint", [
+    (["train.json", "song_meta.json"], "choose another --work_dir"),
+    (["train.json", "song_meta.json", "val.json", "sample_answers/val.json", MARKER],
+     "add --skip_generate to benchmark on these files, or choose another --work_dir"),
+])
+def test_work_folder_with_data_step0_did_not_make_is_refused(tmp_path: Path, files, hint) -> None:
+    """Real data (no sample answers), or a marked sample edited since: one line saying what to do, nothing written."""
+    dataset = tmp_path / "dataset"
+    for name in files:
+        (dataset / name).parent.mkdir(parents=True, exist_ok=True)
+        (dataset / name).write_text(json.dumps({"files": {}}) if name == MARKER else "[]")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError) as e:
+        run.main(preset="tiny", work_dir=str(tmp_path), gpu=-1)
+    foreign = ", ".join(f for f in OUTPUT_FILES if f in files)
+    assert str(e.value) == (f"--work_dir={tmp_path}: {dataset} holds {foreign}, not written by step 0 or changed "
+                            f"since (real data?); nothing was written: {hint}")
+    assert sorted(p for p in tmp_path.rglob("*")) == before

@@ -391,12 +391,40 @@ def test_recommend_cli_defaults(tmp_path):
     assert records == [{"id": 0, "songs": [1, 2], "tags": [], "plylst_title": "x", "updt_date": FAR_FUTURE}]
     assert updt_to_int(FAR_FUTURE) > 2 * 10**7 and source == "--question"
     path = tmp_path / "q.json"
-    path.write_text(json.dumps([{"tags": ["a"]}, {"id": 9, "updt_date": "2020-01-01 00:00:00.000"}]), encoding="utf-8")
+    questions = [{"tags": ["a"]}, {"id": 9, "plylst_title": "", "updt_date": "2020-01-01 00:00:00.000"}]
+    path.write_text(json.dumps(questions), encoding="utf-8")
     records, _ = parse_questions(None, str(path))
     assert [r["id"] for r in records] == [0, 9] and records[1]["updt_date"].startswith("2020")
     for bad in ((None, None), ("{", None), ("[1]", None)):
         with pytest.raises(InputError):
             parse_questions(*bad)
+
+
+def test_recommend_refuses_questions_it_would_misread(tmp_path):
+    """Misspelt keys, a question without songs, tags or title, and questions keyed by name (a JSON object of
+    objects) are refused with one line naming them, not answered with the cold-start list."""
+    cases = {
+        '{"song": [3134, 527], "tag": ["추억"], "title": "비 오는 날"}':
+            "--question: question 0: unknown keys 'song', 'tag', 'title'; the keys are id, songs, tags, plylst_title, "
+            "updt_date, like_cnt",
+        '[{"songs": [1]}, {"songs": [2], "like": 3}]':
+            "--question: question 1: unknown key 'like'; the keys are id, songs, tags, plylst_title, updt_date, "
+            "like_cnt",
+        '{"id": 3, "updt_date": "2020-01-01 00:00:00.000"}':
+            "--question: question 0 (id 3) gives none of songs, tags, plylst_title: nothing to recommend from",
+    }
+    for question, message in cases.items():
+        with pytest.raises(InputError) as e:
+            parse_questions(question, None)
+        assert str(e.value) == message
+    path = tmp_path / "q.json"
+    keyed = {"drive": {"songs": [1]}, "rain": {"tags": ["비"]}}
+    path.write_text(json.dumps(keyed, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(InputError) as e:
+        parse_questions(None, str(path))
+    assert str(e.value) == (f"{path}: a JSON object of questions keyed by name ('drive', 'rain'); give one question "
+                            f"object or a list of them")
+    assert parse_questions('{"songs": [], "tags": [], "plylst_title": "", "like_cnt": 0}', None)[0][0]["songs"] == []
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -25,6 +25,23 @@ CASES = [
     (["trainer/plylst_title_model_trainer.py", "--gpu=-1", "--output_dir={tmp}/out"], 1, "run step 1 first"),
     (["predictor/recommend.py", "--question={", "--output_dir={tmp}/out"], 1, "--question: malformed JSON"),
     (["-m", "baselines.playlist_knn", "--k=0", "--out_path={tmp}/out/knn.json"], 2, "--k must be at least 1"),
+    (["predictor/Ensemble.py", "--seeds=a", "--out_path={tmp}/out/results.json"], 2,
+     "error: --seeds must be a comma-separated list of integers (e.g. 0,1,2) or none, got 'a'"),
+    (["-m", "predictor.search_weights", "--members", "playlist_knn", "item_cf", "--output_dir={tmp}/out"], 2,
+     "error: unexpected argument 'item_cf' after --members playlist_knn: give list items joined by commas without "
+     "spaces (--members=playlist_knn,item_cf)"),
+    (["predictor/recommend.py", '--question={"song": [3134, 527], "tag": ["추억"], "title": "비 오는 날"}',
+      "--output_dir={tmp}/out"], 1,
+     "error: --question: question 0: unknown keys 'song', 'tag', 'title'; the keys are id, songs, tags, "
+     "plylst_title, updt_date, like_cnt"),
+    (["predictor/Ensemble.py", "--dataset_dir={tmp}/D", "--question_path={tmp}/D/questions/val.json",
+      "--out_path={tmp}/D/answers/val.json", "--output_dir={tmp}/out"], 2,
+     "error: --out_path {tmp}/D/answers/val.json would overwrite an input (the split's answers, {tmp}/D/answers); "
+     "choose another file"),
+    (["inference.py", "--dataset_dir={tmp}/D", "--out_path={tmp}/D/test.json", "--output_dir={tmp}/out"], 2,
+     "error: --out_path {tmp}/D/test.json would overwrite an input (the dataset's test.json)"),
+    (["-m", "baselines.item_cf", "--dataset_dir={tmp}/D", "--out_path={tmp}/D/orig/train.json"], 2,
+     "error: --out_path {tmp}/D/orig/train.json would overwrite an input (step 1's split, {tmp}/D/orig)"),
 ]
 
 
@@ -40,7 +57,8 @@ def finished(tmp_path_factory) -> list[tuple[list[str], int, str, subprocess.Com
     done = []
     for args, status, message, tmp, proc in running:
         out, err = proc.communicate()
-        done.append((args, status, message, subprocess.CompletedProcess(proc.args, proc.returncode, out, err), tmp))
+        done.append((args, status, message.replace("{tmp}", str(tmp)),
+                     subprocess.CompletedProcess(proc.args, proc.returncode, out, err), tmp))
     return done
 
 

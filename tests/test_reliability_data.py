@@ -281,6 +281,25 @@ def test_remove_stale_temps_removes_dead_writers_only(tmp_path):
     assert sorted(remove_stale_temps(live_dir)) == live_temps and not list(live_dir.iterdir())
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+
+
+def test_remove_stale_temps_knows_step0s_older_naming(tmp_path):
+    """Step 0 once wrote its JSON files through `.{name}.{pid}.tmp`: those of a dead writer go too, nothing else."""
+    pid = dead_pid()
+    stale = [f".train.json.{pid}.tmp", f".val.json.{pid}.tmp"]
+    kept = [f".train.json.{os.getpid()}.tmp", ".train.json.tmp", f"train.json.{pid}.tmp", f".notes.txt.{pid}.tmp",
+            f".train.json.{pid}.tmp.bak", f".json.{pid}.tmp"]
+    for name in stale + kept:
+        (tmp_path / name).write_text("x")
+    assert {temp_owner(n) for n in stale} == {pid}
+    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == sorted(stale)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
 def test_steps_0_and_1_clean_up_after_killed_runs(tmp_path):
     dataset, dumps = tmp_path / "dataset", tmp_path / "out" / "dumps"
     for folder in (dataset, dumps, dataset / "orig"):
