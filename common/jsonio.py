@@ -19,6 +19,8 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -135,6 +137,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def signals_deferred(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block, then deliver them: a few renames that belong together are never
+    cut in half by Ctrl-C or a kill. The mask (pthread_sigmask) defers the signals sent to this thread; one that the
+    kernel hands to another thread (torch's worker threads do not block them) reaches the stand-in handler instead.
+    Outside the main thread Python cannot change handlers, and the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    # a handler installed outside Python (getsignal: None) could not be put back: such signals are left alone
+    signums = tuple(s for s in signums if signal.getsignal(s) is not None)
+    handlers = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in signums}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signums)
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():  # first, so that no handler can raise while others are still stand-ins
+            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal held back on this thread arrives now
+        for s in dict.fromkeys(caught):  # those another thread took meanwhile, to the handler they were meant for
+            signal.raise_signal(s)
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Like `atomic_path` for files that only make sense together: temporary siblings to write to, renamed over
+    their targets only if the block succeeds, all with SIGINT and SIGTERM held back (`signals_deferred`), so that an
+    interrupt leaves every old file or every new one, never a mix; removed if the block fails."""
+    targets = [Path(p) for p in paths]
+    temps = []
+    try:
+        for path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(path.parent / _temp_name(path.stem, path.suffix))
+            os.close(os.open(temps[-1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        yield list(temps)
+        with signals_deferred():
+            for tmp, path in zip(temps, targets):
+                os.replace(tmp, path)
+    except BaseException:
+        for leftover in temps:  # those not renamed (all, unless the interrupt came after the renames)
+            leftover.unlink(missing_ok=True)
         raise
 
 

@@ -22,7 +22,7 @@ import hashlib
 import numpy as np
 import sentencepiece as spm
 
-from common.jsonio import InputError, load_json
+from common.jsonio import InputError, load_json, sha256_file
 from data_loader.playlists import Playlists
 from data_loader.title import load_sentencepiece
 from data_loader.vocab import Vocab
@@ -93,3 +93,24 @@ def load_dumps(output_dir: str | Path) -> Dumps:
         raise InputError(f"{meta_path}: dump format {meta.get('format_version')} but this code reads "
                          f"{DUMP_FORMAT_VERSION}; rerun step 1")
     return Dumps(d, meta)
+
+
+def open_dumps(dataset_dir: str | Path, output_dir: str | Path) -> Dumps:
+    """`load_dumps`, checked to have been made from {dataset_dir}/train.json (the sha256 step 1 recorded): models,
+    baselines and answers read together must come from one dataset, or scores and candidates mix two of them."""
+    dumps = load_dumps(output_dir)
+    meta_path = dumps.dir / "meta.json"
+    source = (dumps.meta.get("sources") or {}).get("train.json")
+    if not isinstance(source, dict) or not isinstance(source.get("sha256"), str):
+        raise InputError(f"{meta_path}: sources.train.json: no record of the train.json these dumps were made from; "
+                         f"rerun step 1")
+    made_from = f"{source.get('path')} (sha256 {source['sha256'][:12]})"
+    train = Path(dataset_dir) / "train.json"
+    if not train.is_file():
+        raise InputError(f"{meta_path}: these dumps were made from {made_from}, but {train} does not exist; pass "
+                         f"the matching --dataset_dir")
+    digest = sha256_file(train)
+    if digest != source["sha256"]:
+        raise InputError(f"{meta_path}: these dumps were made from {made_from}, not {train} (sha256 {digest[:12]}); "
+                         f"rerun step 1 or pass the matching --dataset_dir")
+    return dumps

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from common.cli import check_flags, check_gpu, check_output_file, step_inputs
 from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
-from data_loader.dumps import Dumps, load_dumps
+from data_loader.dumps import Dumps, load_dumps, open_dumps
 from data_loader.encode import encode_playlists
 from common.jsonio import InputError, load_json, write_json
 from data_loader.playlists import CSR, Playlists
@@ -119,17 +119,29 @@ class SeedAverage(PlaylistModel):
         return tuple(torch.logit(total / len(self.models)) for total in sums)
 
 
-def load_run(output_dir: str | Path, run: str, dumps: Dumps, device: torch.device,
-             seeds: Sequence[int] | None = None) -> PlaylistModel:
-    """The best checkpoint of run folder `run`, or the soft vote of `{run}_seed{s}` for every seed, in eval mode
-    (no table dropout at inference); refuses a checkpoint trained on other dumps (vocabulary, title model) or never
-    validated as a recommender (a model 2 stopped during MLM pre-training)."""
+def run_checkpoints(output_dir: str | Path, run: str, seeds: Sequence[int] | None = None) -> list[Path]:
+    """best.pt of run folder `run`, or of each `{run}_seed{s}`; InputError naming the first one missing."""
     paths = [run_dir(output_dir, run, s) / "best.pt" for s in (seeds or [None])]
     for path in paths:
         if not path.is_file():
             raise InputError(f"{path}: checkpoint not found; train the model first (python train.py"
                              f"{' --seeds=' + ','.join(map(str, seeds)) if seeds else ''})")
+    return paths
+
+
+def load_run(output_dir: str | Path, run: str, dumps: Dumps, device: torch.device,
+             seeds: Sequence[int] | None = None) -> PlaylistModel:
+    """The best checkpoint of run folder `run`, or the soft vote of `{run}_seed{s}` for every seed, in eval mode
+    (no table dropout at inference); refuses a checkpoint of another model than `run` (a run trained with
+    --run_name=<the other model>: its weight rule and routing would be the wrong model's), one trained on other
+    dumps (vocabulary, title model) or never validated as a recommender (a model 2 stopped during MLM pre-training)."""
+    paths = run_checkpoints(output_dir, run, seeds)
     models = [load_model(path, device, dumps, recommender=True) for path in paths]
+    for path, model in zip(paths, models):
+        if model.name != run:
+            raise InputError(f"{path}: holds a {model.name} model, but member {run} needs a {run} model (a "
+                             f"{model.name} run trained with --run_name={path.parent.name}?); train {run} there or "
+                             f"rename that run folder")
     return models[0] if len(models) == 1 else SeedAverage(models, paths).eval()
 
 
@@ -352,8 +364,8 @@ def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float 
         title_tag_weight: weight of model 2's tag scores (model 1's are weighted 1).
         question_path: the question file (official schema).
         out_path: where results.json goes (written atomically).
-        dataset_dir: the dataset folder, for messages and for the files out_path must not replace (the dumps
-            record their own sources).
+        dataset_dir: the dataset folder, for messages and for the files out_path must not replace; when it holds
+            train.json, the dumps must have been made from it (a folder of questions alone is not checked).
         output_dir: the folder holding dumps/ and the run folders with best.pt.
         amp: bf16 autocast for the forward passes on CUDA.
         runs: the members, by run folder name (a subset gives one model alone; the rest is cold start).
@@ -372,7 +384,8 @@ def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float 
     timer = StepTimer(device)
     print(f"ensemble on {device}; dataset {dataset_dir}, models and dumps from {output_dir}")
     with timer("load"):
-        dumps = load_dumps(output_dir)
+        has_train = (Path(dataset_dir) / "train.json").is_file()
+        dumps = open_dumps(dataset_dir, output_dir) if has_train else load_dumps(output_dir)
         members = load_members(output_dir, dumps, device, tuple(runs), title_importance, title_tag_weight, seeds)
     with timer("read+encode"):
         _, q = read_questions(question_path, dumps)

@@ -24,11 +24,12 @@ import torch
 from baselines.common import Ranked, load_split
 from baselines.rankers import RANKERS
 from common.arena import QUESTION_TYPES, SONG_CANDIDATES, TAG_CANDIDATES, question_type
-from common.jsonio import InputError
-from data_loader.dumps import Dumps, load_dumps
+from common.jsonio import InputError, sha256_file
+from data_loader.dumps import Dumps, open_dumps
 from data_loader.playlists import Playlists
 from models import RUNS
-from predictor.ensembling import StepTimer, batch_candidates, encode_questions, load_run
+from models.base import PlaylistModel
+from predictor.ensembling import StepTimer, batch_candidates, encode_questions, load_run, run_checkpoints
 from trainer.device import pick_device
 
 
@@ -85,21 +86,42 @@ def read_question_set(dataset_dir: str | Path, question_path: str | Path) -> Que
     return QuestionSet(records, train, song_meta, types)
 
 
-def member_rankings(members: Sequence[str], qs: QuestionSet, question_path: str | Path, output_dir: str | Path,
-                    seeds: Sequence[int] | None = None, gpu: int | None = None, bs: int = 128,
-                    amp: bool = False) -> tuple[dict[str, Ranked], dict[str, float]]:
-    """Each member's Ranked for the questions (computed once), and the seconds each took."""
+@dataclass
+class BertMembers:
+    """The BERT members' models, loaded (and so checked) before any member runs, with their dumps and device."""
+
+    models: dict[str, PlaylistModel]  # member name -> its model (a SeedAverage with seeds)
+    dumps: Dumps
+    device: torch.device
+    checkpoints_sha256: dict[str, str]  # run folder name ({run} or {run}_seed{s}) -> sha256 of its best.pt
+
+
+def load_bert_members(members: Sequence[str], dataset_dir: str | Path, output_dir: str | Path,
+                      seeds: Sequence[int] | None = None, gpu: int | None = None) -> BertMembers | None:
+    """Every BERT member's model (None without one), refused before any member runs when a checkpoint is missing
+    (every seed's, with seeds), holds another model, is no recommender yet, or was trained on other dumps, and when
+    the dumps were made from another train.json than {dataset_dir}/train.json."""
+    runs = [m for m in members if m in RUNS]
+    if not runs:
+        return None
+    paths = [path for run in runs for path in run_checkpoints(output_dir, run, seeds)]  # every one there
+    dumps = open_dumps(dataset_dir, output_dir)
+    device = pick_device(gpu)
+    digests = {path.parent.name: sha256_file(path) for path in paths}  # of the files about to be loaded
+    return BertMembers({run: load_run(output_dir, run, dumps, device, seeds) for run in runs}, dumps, device, digests)
+
+
+def member_rankings(members: Sequence[str], qs: QuestionSet, question_path: str | Path, bert: BertMembers | None,
+                    bs: int = 128, amp: bool = False) -> tuple[dict[str, Ranked], dict[str, float]]:
+    """Each member's Ranked for the questions (computed once), and the seconds each took; the BERT members' models
+    come from `load_bert_members`."""
     rankings, seconds = {}, {}
-    bert = [m for m in members if m in RUNS]
-    if bert:
-        device = pick_device(gpu)
-        dumps = load_dumps(output_dir)
-        q = encode_questions(qs.records, str(question_path), dumps)
+    if bert is not None:
+        q = encode_questions(qs.records, str(question_path), bert.dumps)
     for name in members:
         start = time.perf_counter()
         if name in RUNS:
-            model = load_run(output_dir, name, dumps, device, seeds)
-            rankings[name] = bert_ranked(model, q, dumps, device, bs, amp)
+            rankings[name] = bert_ranked(bert.models[name], q, bert.dumps, bert.device, bs, amp)
         elif name in RANKERS:
             rankings[name] = RANKERS[name](qs.train, qs.records, qs.song_meta, n_songs=SONG_CANDIDATES, n_tags=TAG_CANDIDATES)
         else:

@@ -14,6 +14,11 @@ questions they were not fitted to (docs/hybrid.md describes the method).
    folds' weights and held-out scores into {output_dir}/ensemble_weights.json (predictor/weights_file.py).
 
 --compare first prints the held-out score of every fusion, with the song and tag weights tied and searched apart.
+
+Refused before any member runs: a BERT member's missing checkpoint (every seed's with --seeds, default members
+included), one holding another model or no recommender yet, dumps made from another {dataset_dir}/train.json, and
+a question type present with a single question (no half to score it on). Both files are replaced together or not
+at all, Ctrl-C included.
 """
 from __future__ import annotations
 
@@ -25,16 +30,18 @@ import numpy as np
 from baselines.rankers import RANKERS
 from common.arena import QUESTION_TYPES
 from common.cli import UsageError, check_flags, check_gpu, check_output_dir, run_cli
-from common.jsonio import InputError, load_json, sha256_file, write_json
+from common.jsonio import InputError, atomic_paths, load_json, sha256_file, write_json
 from common.metric import ResultsError, evaluate_from_data
-from data_loader.dumps import load_dumps
 from data_loader.split import split_paths
 from models import RUNS
 from predictor import fusion as fu
 from predictor import fusion_fit
 from predictor import weights_file as wf
-from predictor.members import QuestionSet, known_members, member_rankings, read_question_set, unknown_member
+from predictor.ensembling import run_checkpoints
+from predictor.members import (QuestionSet, known_members, load_bert_members, member_rankings, read_question_set,
+                               unknown_member)
 from predictor.pool import Encoded, answer_codes, encode, fallback_lists, fused_records
+from trainer.checkpoint import load_checkpoint, not_a_recommender
 from trainer.run_dir import run_dir
 
 DEFAULT_FUSION = "score"  # the fusion that scored best held out (docs/hybrid.md)
@@ -42,10 +49,28 @@ DEFAULT_EXCLUDED = ("most_popular",)  # members left out unless named: the popul
 
 
 def default_members(output_dir: str, seeds: list[int] | None) -> list[str]:
-    """The BERT runs whose checkpoints exist (every seed's, with seeds), then every ranker but DEFAULT_EXCLUDED."""
-    have = [run for run in RUNS if all((run_dir(output_dir, run, s) / "best.pt").is_file()
-                                       for s in (seeds or [None]))]
-    return have + [name for name in RANKERS if name not in DEFAULT_EXCLUDED]
+    """The BERT runs, then every ranker but DEFAULT_EXCLUDED. Without seeds, the runs whose best.pt exists; with
+    seeds, both runs: asking for seed ensembles asks for them, and a missing seed's checkpoint is the error it is
+    when the members are named. A run whose checkpoint is no recommender yet (a model 2 stopped during its MLM
+    pre-training) is left out, with one line saying so."""
+    runs = list(RUNS) if seeds else [run for run in RUNS if (run_dir(output_dir, run) / "best.pt").is_file()]
+    bert = []
+    for run in runs:
+        why = next(filter(None, (not_a_recommender(load_checkpoint(path, mmap=True), path)
+                                 for path in run_checkpoints(output_dir, run, seeds))), None)
+        if why:
+            print(f"{run}: left out of the default members: {why}")
+        else:
+            bert.append(run)
+    return bert + [name for name in RANKERS if name not in DEFAULT_EXCLUDED]
+
+
+def check_halves(qs: QuestionSet, question_path: str) -> None:
+    """Each question type present needs 2 questions at least: one per half, to fit on one and score the other."""
+    for t, n in zip(QUESTION_TYPES, np.bincount(qs.types, minlength=len(QUESTION_TYPES))):
+        if n == 1:
+            raise InputError(f"{question_path}: question type {t!r} has 1 question; holding half of each question "
+                             f"type out needs at least 2 of each type present")
 
 
 def aligned_answers(answers: list[dict], qs: QuestionSet, answer_path: str) -> list[dict]:
@@ -95,7 +120,7 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list
         dataset_dir: step 1's split (orig/train.json, questions/val.json, answers/val.json), song_meta.json if any.
         output_dir: dumps and BERT run folders come from here; ensemble_weights.json and hybrid_heldout.json go here.
         members: comma-separated member names (BERT run folders and baselines/rankers.py names); default every BERT
-            run with a checkpoint and every ranker but most_popular.
+            run with a checkpoint (both, with --seeds) that is a recommender, and every ranker but most_popular.
         fusion: score (default), exp, rrf or calibrated (docs/hybrid.md explains them and the choice).
         seed: seeds the split of the questions into halves.
         seeds: BERT seed ensembles: the soft vote of the run folders {model}_seed{s} (train.py --seeds).
@@ -135,9 +160,11 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     answer_path = str(answer_path or paths["val_answers"])
     start = time.perf_counter()
     print(f"hybrid weight search: members {', '.join(members)}; questions {question_path}")
+    bert = load_bert_members(members, dataset_dir, output_dir, seeds, gpu)  # every checkpoint checked first
     qs = read_question_set(dataset_dir, question_path)
+    check_halves(qs, question_path)
     answers = aligned_answers(load_json(answer_path), qs, answer_path)
-    rankings, member_seconds = member_rankings(members, qs, question_path, output_dir, seeds, gpu, bs, amp)
+    rankings, member_seconds = member_rankings(members, qs, question_path, bert, bs, amp)
     enc = encode([rankings[m] for m in members], fallback_lists(qs))
     codes = answer_codes(answers, enc)
     every = np.arange(len(qs.records))
@@ -163,26 +190,28 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
                                    qs.records)
     print(score_line("hybrid fitted on all (in-sample)", in_sample) + "  (optimistic: scored on its own fit)")
 
-    heldout_path = Path(output_dir) / wf.HELDOUT_FILE
-    write_json(heldout_path, results)
     split = {"dataset_dir": str(Path(dataset_dir).resolve()), "question_path": str(Path(question_path).resolve()),
              "answer_path": str(Path(answer_path).resolve()), "questions_sha256": sha256_file(question_path),
              "answers_sha256": sha256_file(answer_path),
              "train_sha256": sha256_file(paths["orig_train"]), "n_questions": len(ids),
-             "vocab_hash": load_dumps(output_dir).vocab.hash if any(m in RUNS for m in members) else None}
-    obj = {"format_version": wf.FORMAT_VERSION, "members": members, "seeds": seeds,
-           **wf.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
-           "split": split,
-           "heldout": {**total, "results": wf.HELDOUT_FILE, "results_sha256": sha256_file(heldout_path),
-                       "how": "each half of the questions answered with the weights fitted on the other half"},
-           "folds": [{**summary, **wf.fit_json(f, members)} for summary, f in zip(folds, fold_fits)],
-           "seconds": {"members": member_seconds, "search": round(search_seconds, 2),
-                       "total": round(time.perf_counter() - start, 2)}}
-    weights_path = Path(output_dir) / wf.WEIGHTS_FILE
+             "vocab_hash": bert.dumps.vocab.hash if bert else None,
+             "checkpoints_sha256": bert.checkpoints_sha256 if bert else {}}
+    weights_path, heldout_path = Path(output_dir) / wf.WEIGHTS_FILE, Path(output_dir) / wf.HELDOUT_FILE
     if weights_path.exists():
-        print(f"replacing {weights_path}")
-    write_json(weights_path, obj, indent=1)
-    wf.load_weights(weights_path)  # what we write must read back
+        print(f"replacing {weights_path} and {heldout_path}")
+    # both written aside first, then renamed together: never the new held-out answers beside the old weights
+    with atomic_paths(weights_path, heldout_path) as (weights_tmp, heldout_tmp):
+        write_json(heldout_tmp, results)
+        obj = {"format_version": wf.FORMAT_VERSION, "members": members, "seeds": seeds,
+               **wf.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
+               "split": split,
+               "heldout": {**total, "results": wf.HELDOUT_FILE, "results_sha256": sha256_file(heldout_tmp),
+                           "how": "each half of the questions answered with the weights fitted on the other half"},
+               "folds": [{**summary, **wf.fit_json(f, members)} for summary, f in zip(folds, fold_fits)],
+               "seconds": {"members": member_seconds, "search": round(search_seconds, 2),
+                           "total": round(time.perf_counter() - start, 2)}}
+        write_json(weights_tmp, obj, indent=1)
+        wf.load_weights(weights_tmp)  # what we write must read back
     print(f"\nheld-out score {total['score']:.6f} (music {total['music_ndcg']:.6f}, tag {total['tag_ndcg']:.6f}); "
           f"wrote {weights_path} and {heldout_path} in {time.perf_counter() - start:.1f}s "
           f"(members {sum(member_seconds.values()):.1f}s, search {search_seconds:.1f}s)")

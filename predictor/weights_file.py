@@ -2,26 +2,29 @@
 
 `{output_dir}/ensemble_weights.json` (written by predictor/search_weights.py, read strictly by `load_weights`):
 
-    format_version   1
+    format_version   2 (a file of another version is refused: run search_weights again)
     members          member names, in fusion order (ties between equal scores go to the earlier member)
     seeds            null, or the seeds of the BERT members' seed ensembles ({run}_seed{s})
     fusion           {"kind", "songs": parameter, "tags": parameter} (T, k or p; null for calibrated)
-    weights          {question type: {"songs": {member: w}, "tags": {member: w}}}, every type, w >= 0, not all 0
+    weights          {question type: {"songs": {member: w}, "tags": {member: w}}}, every type, 0 <= w <= float32's
+                     largest, not all 0
     calibration      calibrated only: {target: {question type: {member: [hit rate per rank bin]}}}
     scale            score only: {target: {member: c}}
     tie_song_tag_weights, seed
-    split            dataset_dir, question_path, answer_path, sha256 of the questions, answers and orig/train.json,
-                     n_questions, vocab_hash (of the dumps, with BERT members)
+    split            dataset_dir, question_path, answer_path, sha256 of the questions, answers and orig/train.json
+                     (train_sha256), n_questions, vocab_hash (of the dumps, with BERT members; else null),
+                     checkpoints_sha256 ({run folder: sha256 of its best.pt} of every BERT member and seed)
     heldout          the held-out score (music_ndcg, tag_ndcg, score, count, by_type) of `results` (hybrid_heldout.json
                      beside it, with its sha256): each half answered with the weights fitted on the other half
     folds            per half: fit_on, n_fit, n_heldout, heldout (its score), fusion, weights, calibration, scale
     seconds          members' candidates, search, total
 
 fusion / weights / calibration / scale at the top are fitted on all the validation questions, for new questions.
+Answering with them (predictor/hybrid.py) needs the same split (train_sha256), dumps (vocab_hash) and BERT
+checkpoints (checkpoints_sha256): `check_split` and `check_models`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,12 +33,15 @@ import numpy as np
 
 from common.arena import QUESTION_TYPES
 from common.jsonio import InputError, load_json, sha256_file
+from data_loader.split import split_paths
 from models import RUNS
 from predictor import fusion
 from predictor.members import known_members, unknown_member
 from trainer.run_dir import run_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: split.checkpoints_sha256
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
 WEIGHTS_FILE = "ensemble_weights.json"
 HELDOUT_FILE = "hybrid_heldout.json"  # the held-out answers: each half answered with the other half's weights
 
@@ -55,9 +61,13 @@ def fit_json(fits: dict[str, fusion.TargetFit], members: Sequence[str]) -> dict:
 
 
 def _number(value: Any, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 \
-            or (positive and value == 0):
-        raise InputError(f"{where}: expected a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    """A weight or parameter: the fusion computes in float32, so a value it cannot hold (above FLOAT32_MAX, or a
+    positive one that float32 rounds to 0) would overflow or divide by zero there; NaN fails the range test."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= FLOAT32_MAX
+    if not ok or (positive and np.float32(value) == 0):
+        raise InputError(f"{where}: expected a finite number {'> 0' if positive else '>= 0'} that float32 holds "
+                         f"(at most {FLOAT32_MAX:.6g}{', at least ' + format(FLOAT32_TINY, '.6g') if positive else ''}),"
+                         f" got {value!r}")
     return float(value)
 
 
@@ -124,6 +134,29 @@ def parse_fit(obj: dict, members: Sequence[str], where: str) -> dict[str, fusion
     return {t: fusion.TargetFit(kind, params[t], arrays[t], cal[t], scale[t]) for t in fusion.TARGETS}
 
 
+def _sha256(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InputError(f"{where}: expected a sha256 (64 hex digits), got {value!r}")
+    return value
+
+
+def _split(split: Any, where: str) -> None:
+    """The record of what the weights were searched on, checked for form (`check_split` and `check_models` compare
+    it with the data and checkpoints at hand)."""
+    if not isinstance(split, dict):
+        raise InputError(f"{where}: split: expected an object (what the weights were searched on)")
+    for key in ("train_sha256", "vocab_hash", "checkpoints_sha256"):
+        if key not in split:
+            raise InputError(f"{where}: split: missing key {key!r}")
+    _sha256(split["train_sha256"], f"{where}: split.train_sha256")
+    if split["vocab_hash"] is not None and not isinstance(split["vocab_hash"], str):
+        raise InputError(f"{where}: split.vocab_hash: expected null or a string, got {split['vocab_hash']!r}")
+    if not isinstance(split["checkpoints_sha256"], dict):
+        raise InputError(f"{where}: split.checkpoints_sha256: expected an object {{run folder: sha256}}")
+    for run, digest in split["checkpoints_sha256"].items():
+        _sha256(digest, f"{where}: split.checkpoints_sha256.{run}")
+
+
 @dataclass
 class Weights:
     """A validated weights file."""
@@ -139,14 +172,17 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
     """Read and check a weights file; with `output_dir`, also that every BERT member's checkpoint is there.
 
     Raises InputError naming the file and the key: wrong version, unknown or repeated member, a question type
-    missing, a negative, NaN or non-number weight, all weights of a type zero, a missing checkpoint.
+    missing, a negative, NaN, non-number or beyond-float32 weight, all weights of a type zero, a split record
+    without its hashes, a missing checkpoint.
     """
     path = Path(path)
     obj = load_json(path)
     if not isinstance(obj, dict):
         raise InputError(f"{path}: expected a JSON object (a weights file from predictor/search_weights.py)")
     if obj.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{path}: format_version: expected {FORMAT_VERSION}, got {obj.get('format_version')!r}")
+        raise InputError(f"{path}: format_version: expected {FORMAT_VERSION}, got {obj.get('format_version')!r}; "
+                         f"this code reads only weights files of its own format: run python -m "
+                         f"predictor.search_weights again")
     members = obj.get("members")
     if not isinstance(members, list) or not members:
         raise InputError(f"{path}: members: expected a non-empty list of member names")
@@ -161,6 +197,7 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
                               or len(set(seeds)) != len(seeds)):
         raise InputError(f"{path}: seeds: expected null or a list of distinct seeds (integers >= 0), got {seeds!r}")
     fits = parse_fit(obj, members, str(path))
+    _split(obj.get("split"), str(path))
     folds = obj.get("folds", [])
     if not isinstance(folds, list) or not all(isinstance(f, dict) for f in folds):
         raise InputError(f"{path}: folds: expected a list of objects (one per half)")
@@ -175,6 +212,44 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
                         raise InputError(f"{path}: members: {m} needs {ckpt}, which does not exist (train it, or "
                                          f"search weights without it)")
     return Weights(path, list(members), seeds, fits, obj)
+
+
+def search_again(dataset_dir: str | Path, output_dir: str | Path) -> str:
+    return f"search again: python -m predictor.search_weights --dataset_dir={dataset_dir} --output_dir={output_dir}"
+
+
+def check_split(w: Weights, dataset_dir: str | Path, output_dir: str | Path) -> None:
+    """Refuse to answer with weights searched on another split than {dataset_dir}/orig/train.json, the playlists
+    every ranker member and the popularity fallback read: the weights were fitted to those members' candidates."""
+    train = split_paths(dataset_dir)["orig_train"]
+    if not train.is_file():
+        raise InputError(f"{train}: not found; run step 1 (python data_loader/dump_datasets.py "
+                         f"--dataset_dir={dataset_dir}) to make the split")
+    searched, here = w.raw["split"]["train_sha256"], sha256_file(train)
+    if searched != here:
+        raise InputError(f"{w.path}: split.train_sha256: searched on another split (orig/train.json sha256 "
+                         f"{searched[:12]}) than {train} (sha256 {here[:12]}); {search_again(dataset_dir, output_dir)}")
+
+
+def check_models(w: Weights, vocab_hash: str | None, checkpoints_sha256: dict[str, str], dataset_dir: str | Path,
+                 output_dir: str | Path) -> None:
+    """Refuse to answer with weights searched with other dumps (another vocabulary) or other BERT checkpoints
+    (retrained since: other candidates and scores) than these: `vocab_hash` of the dumps and the sha256 of every
+    BERT member's best.pt by run folder (predictor/members.py BertMembers), both empty without BERT members."""
+    split = w.raw["split"]
+    if checkpoints_sha256 and split["vocab_hash"] != vocab_hash:
+        raise InputError(f"{w.path}: split.vocab_hash: searched with dumps of vocabulary {split['vocab_hash']}, but "
+                         f"{Path(output_dir) / 'dumps'} have vocabulary {vocab_hash}; "
+                         f"{search_again(dataset_dir, output_dir)}")
+    for run, digest in checkpoints_sha256.items():
+        searched = split["checkpoints_sha256"].get(run)
+        if searched is None:
+            raise InputError(f"{w.path}: split.checkpoints_sha256: no record of run folder {run}; "
+                             f"{search_again(dataset_dir, output_dir)}")
+        if searched != digest:
+            raise InputError(f"{w.path}: split.checkpoints_sha256.{run}: {Path(output_dir) / run / 'best.pt'} changed "
+                             f"since the search (sha256 {searched[:12]} then, {digest[:12]} now: retrained?); "
+                             f"{search_again(dataset_dir, output_dir)}")
 
 
 def heldout_results(output_dir: str | Path, question_path: str | Path, answer_path: str | Path) -> list[dict] | str:

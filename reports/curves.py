@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from common.cli import check_output_dir, run_cli
+from common.cli import UsageError, check_output_dir, run_cli
 from common.jsonio import InputError, atomic_path
 
 SHOWN = (("score", "score", 2.0), ("music_ndcg", "song nDCG", 1.0), ("tag_ndcg", "tag nDCG", 1.0))
@@ -83,6 +83,8 @@ def main(output_dir: str = "output") -> None:
     Args:
         output_dir: the folder holding the run folders (the trainers' --output_dir).
     """
+    if not Path(output_dir).is_dir():  # a mistyped folder would otherwise "succeed" with no curve
+        raise UsageError(f"--output_dir={output_dir}: no such folder; pass the folder the trainers wrote their runs to")
     check_output_dir("output_dir", output_dir)
     written = plot_runs(output_dir)
     print("\n".join(str(p) for p in written) if written else f"no run with a validation score in {output_dir}")

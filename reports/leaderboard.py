@@ -3,7 +3,8 @@
 Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, the
 competition's peers item_cf, als and bm25 (baselines/item_cf.py, implicit_als.py, implicit_bm25.py), and,
 when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
-code with only that member; the questions it does not accept get the cold-start answer). The hybrid ensemble's row
+code with only that member; the questions it does not accept get the cold-start answer; dumps made from another
+train.json than {dataset_dir}/train.json are an error, before any method runs). The hybrid ensemble's row
 is its held-out score: the answers predictor/search_weights.py wrote beside {output_dir}/ensemble_weights.json, each
 half of the questions answered with the weights fitted on the other half (never on the answers it is scored on);
 used only when that search ran on these same question and answer files.
@@ -29,7 +30,7 @@ from common.arena import QUESTION_TYPES
 from common.cli import check_flags, check_gpu, check_output_dir, run_cli
 from common.jsonio import InputError, atomic_path, atomic_write, load_json, write_json
 from common.metric import ResultsError, evaluate_from_data
-from data_loader.dumps import load_dumps
+from data_loader.dumps import open_dumps
 from data_loader.split import split_paths
 from models import RUNS
 from predictor.ensembling import encode_questions, ensemble_recommend, load_members, to_records
@@ -54,14 +55,17 @@ def baseline_methods(dataset_dir: str, question_path: Path, feed: bool = True) -
             yield name, functools.partial(b.recommend, train, questions, song_meta)
 
 
-def bert_methods(output_dir: str, question_path: Path, gpu: int | None, bs: int) -> Iterator[tuple[str, Method | str]]:
-    """The ensemble (needs both best checkpoints) and each model alone (needs its own)."""
+def bert_methods(dataset_dir: str, output_dir: str, question_path: Path, gpu: int | None,
+                 bs: int) -> Iterator[tuple[str, Method | str]]:
+    """The ensemble (needs both best checkpoints) and each model alone (needs its own); dumps made from another
+    train.json than {dataset_dir}/train.json are an error (their models would be scored beside baselines of
+    another dataset)."""
     ckpts = {run: run_dir(output_dir, run) / "best.pt" for run in RUNS}
     unusable = {run: f"no {ckpts[run]}" for run in RUNS if not ckpts[run].is_file()}
     members = {}
     if len(unusable) < len(RUNS):
         device = pick_device(gpu)
-        dumps = load_dumps(output_dir)
+        dumps = open_dumps(dataset_dir, output_dir)
         for run in RUNS:
             if run not in unusable:
                 try:
@@ -159,8 +163,8 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", question_path
     answers = load_json(answer_path)
     questions = load_json(question_path)
     rows, skipped = [], []
-    for name, method in [*baseline_methods(dataset_dir, question_path, feed),
-                         *bert_methods(output_dir, question_path, gpu, bs),
+    bert = list(bert_methods(dataset_dir, output_dir, question_path, gpu, bs))  # its checks before any work
+    for name, method in [*baseline_methods(dataset_dir, question_path, feed), *bert,
                          *hybrid_method(output_dir, question_path, answer_path)]:
         if isinstance(method, str):
             print(f"{name}: {method}")

@@ -30,6 +30,7 @@ from common.jsonio import InputError
 from baselines.rankers import RANKERS
 from common.arena import QUESTION_TYPES, question_type
 from common.metric import evaluate_from_data
+from data_loader.dumps import load_dumps
 from evaluate import evaluate_files
 from predictor import Ensemble, fusion, fusion_fit, members, search_weights, weights_file
 from predictor import pool as pooling
@@ -232,7 +233,7 @@ def _break(obj: dict, path: tuple, value) -> dict:
 
 
 @pytest.mark.parametrize("path,value,message", [
-    (("format_version",), 2, "format_version: expected 1"),
+    (("format_version",), 1, "format_version: expected 2, got 1"),
     (("members", 1), "nope", "members[1]: unknown member 'nope'"),
     (("weights", "tags only"), KeyError, "weights: missing key 'tags only'"),
     (("weights", "songs only", "songs", "playlist_knn"), -0.5, "weights.songs only.songs.playlist_knn"),
@@ -324,7 +325,7 @@ def test_search_and_answer_with_a_bert_member(small_dataset, run_root, tmp_path)
     from test_seed_ensemble import save_tiny_run
 
     dataset, out = small_dataset / "dataset", run_root / "output"
-    dumps = members.load_dumps(out)
+    dumps = load_dumps(out)
     save_tiny_run(out / "songs_tags_artists" / "best.pt", dumps, 0)
     obj = search_weights.search(dataset_dir=str(dataset), output_dir=str(out), gpu=-1)  # default members
     assert obj["members"][:2] == ["songs_tags_artists", "playlist_knn"] and "plylst_title" not in obj["members"]

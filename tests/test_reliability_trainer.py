@@ -266,7 +266,8 @@ def test_model2_stopped_during_mlm_is_not_a_recommender(entry_root: Path):
     proc = run_entry("predictor/Ensemble.py", entry_root, f"--question_path={entry_root / 'dataset/questions/val.json'}",
                      f"--out_path={entry_root / 'r.json'}")
     assert proc.returncode == 1 and "not a recommender" in proc.stderr and not (entry_root / "r.json").exists()
-    rows = dict(leaderboard.bert_methods(str(entry_root / "output"), entry_root / "dataset/questions/val.json", -1, 64))
+    rows = dict(leaderboard.bert_methods(str(entry_root / "dataset"), str(entry_root / "output"),
+                                         entry_root / "dataset/questions/val.json", -1, 64))
     assert isinstance(rows["bert_plylst_title"], str) and "not a recommender" in rows["bert_plylst_title"]
 
 

@@ -47,6 +47,7 @@ def test_faithful_default_is_pinned(monkeypatch, tmp_path, search, keep):
     question_file = tmp_path / "q.json"
     question_file.write_text("[]", encoding="utf-8")
     out = tmp_path / "results.json"
+    monkeypatch.chdir(tmp_path)  # the default --dataset_dir=dataset: none here, whatever the working folder holds
     Ensemble.main(gpu=-1, bs=8, question_path=str(question_file), out_path=str(out))
     assert hashlib.sha256(out.read_bytes()).hexdigest() == PINNED[search, keep]
     results = json.loads(out.read_text(encoding="utf-8"))

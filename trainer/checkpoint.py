@@ -38,13 +38,15 @@ def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> None:
         torch.save(ckpt, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dict (tensors only, no pickled code), checking that it is one of ours."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict (tensors only, no pickled code), checking that it is one of ours. mmap: map the
+    tensors instead of reading them (CPU), for a look at the small entries of a large checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # torch raises several types for truncated or foreign files
         raise InputError(f"{path}: not a readable checkpoint: {e}") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
@@ -86,6 +88,15 @@ def is_recommender(ckpt: dict[str, Any]) -> bool:
     return "stage" not in ckpt or ckpt.get("best_score") is not None
 
 
+def not_a_recommender(ckpt: dict[str, Any], path: str | os.PathLike) -> str | None:
+    """Why the checkpoint at `path` cannot recommend (None when it can: `is_recommender`)."""
+    if is_recommender(ckpt):
+        return None
+    return (f"{path}: not a recommender yet: training stopped in stage {ckpt.get('stage')!r} at step "
+            f"{ckpt.get('step')} before any validation of its recommendations (model 2 needs its MLM pre-training "
+            f"and then fine-tuning); continue it with the trainer's --resume")
+
+
 def build_model(model_name: str, model_config: dict[str, Any]) -> PlaylistModel:
     """A fresh model of the registered type from its config fields."""
     cls = _model_class(model_name)
@@ -104,10 +115,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", dump
     ckpt = load_checkpoint(path, map_location=device)
     if dumps is not None:
         check_data(ckpt, dumps.fingerprint, path, _model_class(ckpt["model_name"]).uses_title)
-    if recommender and not is_recommender(ckpt):
-        raise InputError(f"{path}: not a recommender yet: training stopped in stage {ckpt.get('stage')!r} at step "
-                         f"{ckpt.get('step')} before any validation of its recommendations (model 2 needs its MLM "
-                         f"pre-training and then fine-tuning); continue it with the trainer's --resume")
+    if recommender and not_a_recommender(ckpt, path):
+        raise InputError(not_a_recommender(ckpt, path))
     model = build_model(ckpt["model_name"], ckpt["model_config"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()

@@ -37,7 +37,7 @@ import torch
 from tqdm import tqdm
 
 from common.jsonio import InputError, remove_stale_temps, write_json
-from data_loader.dumps import Dumps, load_dumps
+from data_loader.dumps import Dumps
 from models.base import PlaylistModel
 from trainer import distributed
 from trainer.adam_tf1 import AdamTF1, carry_adam_steps
@@ -474,16 +474,6 @@ class Trainer:
             position = (si, epoch, batch, True)
         self.log(f"resumed from {path}: stage {ckpt['stage']}, epoch {epoch}, step {self.step}")
         return position
-
-
-def open_dumps(dataset_dir: str, output_dir: str) -> Dumps:
-    """The step-1 dumps under output_dir, checked to come from dataset_dir (their val answers live there)."""
-    dumps = load_dumps(output_dir)
-    made_from = Path(dumps.meta["paths"]["dataset_dir"]).resolve()
-    if made_from != Path(dataset_dir).resolve():
-        raise InputError(f"{dumps.dir / 'meta.json'}: these dumps were made from {made_from}, not {dataset_dir}; "
-                         f"pass --dataset_dir={made_from} or rerun step 1")
-    return dumps
 
 
 def dumps_summary(dumps: Dumps) -> dict[str, Any]:
