@@ -1,7 +1,9 @@
 """Answer a question file with the hybrid ensemble of a weights file (predictor/Ensemble.py --weights).
 
 Every member of the file (predictor/members.py) proposes its candidates; they are pooled with the popularity fallback
-(predictor/pool.py) and fused with the file's weights for each question's type (predictor/fusion.py). The weights
+(predictor/pool.py) and fused with the file's weights for each question's type (predictor/fusion.py). With a file
+searched fed (the default), the rankers and the fallback learn from {dataset_dir}/train.json less the questions' own
+full playlists plus every question's visible part; otherwise from orig/train.json. The weights
 come from predictor/search_weights.py; docs/hybrid.md explains the method and the choices behind it.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ def run_hybrid(weights: str, question_path: str, out_path: str, dataset_dir: str
     check_models(w, bert.dumps.vocab.hash if bert else None, bert.checkpoints_sha256 if bert else {}, dataset_dir,
                  output_dir)
     print(f"hybrid ensemble of {', '.join(w.members)} ({w.fits['songs'].kind} fusion) from {weights}")
-    qs = read_question_set(dataset_dir, question_path)
+    qs = read_question_set(dataset_dir, question_path, feed=w.feed)  # fed: train.json and the questions' parts
     rankings, _ = member_rankings(w.members, qs, question_path, bert, bs, amp)
     enc = encode([rankings[m] for m in w.members], fallback_lists(qs))
     answered = fusion.fuse(enc.pools, qs.types, np.arange(len(qs.records)), w.fits)

@@ -74,14 +74,17 @@ class QuestionSet:
     """A question file with what every member and the fallback need."""
 
     records: list[dict]
-    train: list[dict]  # orig/train.json
+    train: list[dict]  # the rankers' corpus: orig/train.json, or fed (read_question_set)
     song_meta: list[dict] | None
     types: np.ndarray  # int [N] index into QUESTION_TYPES
 
 
-def read_question_set(dataset_dir: str | Path, question_path: str | Path) -> QuestionSet:
-    """The questions, orig/train.json and song_meta.json (when present), validated."""
-    train, records, song_meta = load_split(dataset_dir, question_path, feed=False)
+def read_question_set(dataset_dir: str | Path, question_path: str | Path, feed: bool = True,
+                      whole_train: bool = True) -> QuestionSet:
+    """The questions, the rankers' corpus and song_meta.json (when present), validated. The corpus
+    (baselines/common.py load_split): fed, train.json (whole_train; else orig/train.json) less the questions' full
+    playlists plus their visible parts; not fed, orig/train.json."""
+    train, records, song_meta = load_split(dataset_dir, question_path, feed=feed, whole_train=whole_train)
     types = np.array([QUESTION_TYPES.index(question_type(q)) for q in records], dtype=np.int64)
     return QuestionSet(records, train, song_meta, types)
 

@@ -38,6 +38,7 @@ from predictor import fusion as fu
 from predictor import fusion_fit
 from predictor import weights_file as wf
 from predictor.ensembling import run_checkpoints
+from predictor.ceiling import pool_reach, reach_table
 from predictor.members import (QuestionSet, known_members, load_bert_members, member_rankings, read_question_set,
                                unknown_member)
 from predictor.pool import Encoded, answer_codes, encode, fallback_lists, fused_records
@@ -113,7 +114,8 @@ def header() -> str:
 def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
          fusion: str = DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
          separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
-         answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> None:
+         answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False,
+         feed: bool = True) -> None:
     """Search, report and write the hybrid's weights.
 
     Args:
@@ -132,15 +134,19 @@ def main(dataset_dir: str = "dataset", output_dir: str = "output", members: list
         gpu: device for the BERT members (-1 = CPU; unset = cuda:0 when there is one).
         bs: question batch size for the BERT members.
         amp: bf16 autocast for the BERT members on CUDA.
+        feed: the rankers learn from orig/train.json plus the visible part of every validation question (never a
+            hidden answer), and answer new questions (Ensemble.py --weights) from train.json plus theirs; false:
+            orig/train.json alone, both times. The BERT members are as trained.
     """
     search(dataset_dir, output_dir, members, fusion, seed, seeds, separate_tag_weights, compare, question_path,
-           answer_path, gpu, bs, amp)
+           answer_path, gpu, bs, amp, feed)
 
 
 def search(dataset_dir: str = "dataset", output_dir: str = "output", members: list[str] | None = None,
            fusion: str = DEFAULT_FUSION, seed: int = 0, seeds: list[int] | None = None,
            separate_tag_weights: bool = False, compare: bool = False, question_path: str | None = None,
-           answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False) -> dict:
+           answer_path: str | None = None, gpu: int | None = None, bs: int = 128, amp: bool = False,
+           feed: bool = True) -> dict:
     """`main` (see its arguments), returning the weights file's content."""
     check_flags(fusion=(fusion in fu.FUSIONS, " or ".join(fu.FUSIONS)),
                 seed=(seed >= 0, "at least 0"), bs=(bs >= 1, "at least 1"),
@@ -159,9 +165,10 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     question_path = str(question_path or paths["val_questions"])
     answer_path = str(answer_path or paths["val_answers"])
     start = time.perf_counter()
-    print(f"hybrid weight search: members {', '.join(members)}; questions {question_path}")
+    print(f"hybrid weight search: members {', '.join(members)}; questions {question_path}; rankers learn from "
+          + ("orig/train.json and the questions' visible parts" if feed else "orig/train.json"))
     bert = load_bert_members(members, dataset_dir, output_dir, seeds, gpu)  # every checkpoint checked first
-    qs = read_question_set(dataset_dir, question_path)
+    qs = read_question_set(dataset_dir, question_path, feed=feed, whole_train=False)
     check_halves(qs, question_path)
     answers = aligned_answers(load_json(answer_path), qs, answer_path)
     rankings, member_seconds = member_rankings(members, qs, question_path, bert, bs, amp)
@@ -169,6 +176,8 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     codes = answer_codes(answers, enc)
     every = np.arange(len(qs.records))
     ids = [q["id"] for q in qs.records]
+    ceiling = pool_reach(enc.pools, codes, qs.types, members)  # what limits any fusion of these members
+    print("\n" + reach_table(ceiling))
 
     print("\n" + header())
     for j, m in enumerate(members):  # each member alone, through the same top-up: the scores to beat
@@ -202,12 +211,13 @@ def search(dataset_dir: str = "dataset", output_dir: str = "output", members: li
     # both written aside first, then renamed together: never the new held-out answers beside the old weights
     with atomic_paths(weights_path, heldout_path) as (weights_tmp, heldout_tmp):
         write_json(heldout_tmp, results)
-        obj = {"format_version": wf.FORMAT_VERSION, "members": members, "seeds": seeds,
+        obj = {"format_version": wf.FORMAT_VERSION, "members": members, "seeds": seeds, "feed": feed,
                **wf.fit_json(fits, members), "tie_song_tag_weights": not separate_tag_weights, "seed": seed,
                "split": split,
                "heldout": {**total, "results": wf.HELDOUT_FILE, "results_sha256": sha256_file(heldout_tmp),
                            "how": "each half of the questions answered with the weights fitted on the other half"},
                "folds": [{**summary, **wf.fit_json(f, members)} for summary, f in zip(folds, fold_fits)],
+               "ceiling": ceiling,
                "seconds": {"members": member_seconds, "search": round(search_seconds, 2),
                            "total": round(time.perf_counter() - start, 2)}}
         write_json(weights_tmp, obj, indent=1)

@@ -5,6 +5,8 @@
     format_version   2 (a file of another version is refused: run search_weights again)
     members          member names, in fusion order (ties between equal scores go to the earlier member)
     seeds            null, or the seeds of the BERT members' seed ensembles ({run}_seed{s})
+    feed             whether the rankers learn from the questions' visible parts too (search: orig/train.json plus
+                     the validation questions'; answering: train.json plus the new questions'), or orig/train.json
     fusion           {"kind", "songs": parameter, "tags": parameter} (T, k or p; null for calibrated)
     weights          {question type: {"songs": {member: w}, "tags": {member: w}}}, every type, 0 <= w <= float32's
                      largest, not all 0
@@ -17,6 +19,8 @@
     heldout          the held-out score (music_ndcg, tag_ndcg, score, count, by_type) of `results` (hybrid_heldout.json
                      beside it, with its sha256): each half answered with the weights fitted on the other half
     folds            per half: fit_on, n_fit, n_heldout, heldout (its score), fusion, weights, calibration, scale
+    ceiling          {target: {member, "all members", "+ fallback": {overall, question type: share of the answer
+                     items among the candidates}}} (predictor/ceiling.py)
     seconds          members' candidates, search, total
 
 fusion / weights / calibration / scale at the top are fitted on all the validation questions, for new questions.
@@ -164,6 +168,7 @@ class Weights:
     path: Path
     members: list[str]
     seeds: list[int] | None
+    feed: bool  # the rankers learn from the questions' visible parts too
     fits: dict[str, fusion.TargetFit]  # fitted on all validation questions: for new questions
     raw: dict  # the whole file (split, folds, held-out scores, ...)
 
@@ -196,6 +201,8 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
                               or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
                               or len(set(seeds)) != len(seeds)):
         raise InputError(f"{path}: seeds: expected null or a list of distinct seeds (integers >= 0), got {seeds!r}")
+    if not isinstance(obj.get("feed"), bool):
+        raise InputError(f"{path}: feed: expected true or false, got {obj.get('feed')!r}")
     fits = parse_fit(obj, members, str(path))
     _split(obj.get("split"), str(path))
     folds = obj.get("folds", [])
@@ -211,7 +218,7 @@ def load_weights(path: str | Path, output_dir: str | Path | None = None) -> Weig
                     if not ckpt.is_file():
                         raise InputError(f"{path}: members: {m} needs {ckpt}, which does not exist (train it, or "
                                          f"search weights without it)")
-    return Weights(path, list(members), seeds, fits, obj)
+    return Weights(path, list(members), seeds, obj["feed"], fits, obj)
 
 
 def search_again(dataset_dir: str | Path, output_dir: str | Path) -> str:

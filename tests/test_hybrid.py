@@ -27,6 +27,7 @@ from baselines import playlist_knn
 from reports import leaderboard
 from common.cli import UsageError
 from common.jsonio import InputError
+from baselines.common import fed_corpus
 from baselines.rankers import RANKERS
 from common.arena import QUESTION_TYPES, question_type
 from common.metric import evaluate_from_data
@@ -172,9 +173,11 @@ class Guarded(list):
 
 
 def _pools(data):
-    qs = members.QuestionSet(data["questions"], data["train"], None,
-                          np.array([QUESTION_TYPES.index(question_type(q)) for q in data["questions"]]))
-    rankings = [RANKERS[m](data["train"], data["questions"], None, n_songs=500, n_tags=50) for m in MEMBERS]
+    """The search's pools, built here: the rankers fed orig/train plus the questions' visible parts (the default)."""
+    corpus = fed_corpus(data["train"], data["questions"])
+    qs = members.QuestionSet(data["questions"], corpus, None,
+                             np.array([QUESTION_TYPES.index(question_type(q)) for q in data["questions"]]))
+    rankings = [RANKERS[m](corpus, data["questions"], None, n_songs=500, n_tags=50) for m in MEMBERS]
     enc = pooling.encode(rankings, pooling.fallback_lists(qs))
     return qs, enc, pooling.answer_codes(data["answers"], enc)
 
@@ -275,6 +278,42 @@ def test_ensemble_with_weights_answers_with_the_full_fit(searched, data, tmp_pat
     with pytest.raises(UsageError, match="--title_importance"):
         Ensemble.main(dataset_dir=str(root), output_dir=str(out), out_path=str(results), title_importance=0.5,
                       weights=str(out / weights_file.WEIGHTS_FILE))
+
+
+def test_fed_members_never_see_a_hidden_answer(searched, data, tmp_path):
+    """Fed, the search learns from orig/train.json and the questions' visible parts (train.json, which holds the
+    validation playlists whole, is never read), and answering drops the questions' full playlists from train.json:
+    a song that only the hidden part of a question's full playlist holds is never recommended to anyone."""
+    root, out = searched["root"], searched["out"]
+    obj = searched["obj"]
+    assert obj["feed"] is True and weights_file.load_weights(out / weights_file.WEIGHTS_FILE).feed
+    leaky = write_dataset(tmp_path / "leaky", data)
+    full = json.loads((leaky / "train.json").read_text(encoding="utf-8"))
+    secret = {p["id"]: 900_000 + i for i, p in enumerate(full[len(data["train"]):])}
+    for p in full[len(data["train"]):]:  # the val playlists, whole: their answers plus one song nobody else has
+        p["songs"] = p["songs"] + [secret[p["id"]]] * 1
+    (leaky / "train.json").write_text(json.dumps(full), encoding="utf-8")
+    again = search_weights.search(dataset_dir=str(leaky), output_dir=str(tmp_path / "o"), members=MEMBERS)
+    assert again["heldout"] == obj["heldout"]  # the search never read train.json
+    results = tmp_path / "r.json"
+    Ensemble.main(dataset_dir=str(leaky), output_dir=str(tmp_path / "o"), out_path=str(results),
+                  question_path=str(leaky / "questions" / "val.json"), weights=str(tmp_path / "o" / weights_file.WEIGHTS_FILE))
+    got = json.loads(results.read_text(encoding="utf-8"))
+    assert not {s for r in got for s in r["songs"]} & set(secret.values())
+
+
+def test_search_without_feeding_and_the_pools_ceiling(searched, data, tmp_path):
+    unfed = search_weights.search(dataset_dir=str(searched["root"]), output_dir=str(tmp_path), members=MEMBERS,
+                                  feed=False)
+    assert unfed["feed"] is False and unfed["heldout"] != searched["obj"]["heldout"]
+    rankings = [RANKERS[m](data["train"], data["questions"], None, n_songs=500, n_tags=50) for m in MEMBERS]
+    assert np.array_equal(rankings[0].songs, RANKERS[MEMBERS[0]](data["train"], data["questions"], None).songs)
+    for target in ("songs", "tags"):  # shares: each member's at most the union's, the union's at most with fallback
+        rows = searched["obj"]["ceiling"][target]
+        assert set(rows) == {*MEMBERS, "all members", "+ fallback"}
+        for m in MEMBERS:
+            assert 0 <= rows[m]["overall"] <= rows["all members"]["overall"] <= rows["+ fallback"]["overall"] <= 1
+        assert set(rows["all members"]) == {"overall", *QUESTION_TYPES}
 
 
 def test_leaderboard_hybrid_row_and_chart(searched, tmp_path):
