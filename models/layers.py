@@ -199,6 +199,28 @@ def segment_logits(table: torch.Tensor, queries: torch.Tensor, bounds: list[tupl
     return list(_SegmentLogits.apply(table, queries, tuple(bounds), *biases))
 
 
+def float32_logits(table: torch.Tensor, queries: torch.Tensor, bounds: list[tuple[int, int]],
+                   biases: list[torch.Tensor]) -> list[torch.Tensor]:
+    """segment_logits' logits computed in float32, autocast off, without gradient: what the models rank by under
+    bf16 autocast (--amp), where segment_logits returns bf16 logits. bf16 keeps 8 significant bits, so a row's
+    ~10^5 logits take far fewer values and its top 100 holds groups of equal logits, whose order (and, at the
+    100th place, whose membership) would be arbitrary; casting bf16 logits to float32 leaves them equal.
+    Same arguments as segment_logits; returns K float32 tensors [B, hi_k - lo_k]."""
+    with torch.no_grad(), torch.autocast(table.device.type, enabled=False):
+        q = queries.float()
+        return [torch.addmm(b.float(), q[:, k], table[lo:hi].float().T)
+                for k, ((lo, hi), b) in enumerate(zip(bounds, biases))]
+
+
+def ranking_logits(table: torch.Tensor, queries: torch.Tensor, bounds: list[tuple[int, int]],
+                   biases: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The logits to rank by: segment_logits' own, or float32_logits' where autocast lowers the table's precision
+    (bf16 autocast over float32 parameters)."""
+    if compute_dtype(table) == table.dtype:
+        return segment_logits(table, queries, bounds, biases)
+    return float32_logits(table, queries, bounds, biases)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Transformer encoder
 # ---------------------------------------------------------------------------------------------------------------------
@@ -322,17 +344,20 @@ def multi_hot_bce_mean(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return _MultiHotBCE.apply(logits.float(), targets[0], targets[1])
 
 
-def top100_ranking_term(logits: torch.Tensor, targets: torch.Tensor, k: int = 100) -> torch.Tensor:
+def top100_ranking_term(logits: torch.Tensor, targets: torch.Tensor, k: int = 100,
+                        rank_by: torch.Tensor | None = None) -> torch.Tensor:
     """The original's ranking loss (docs/original.md 2.3): over each row's top-k items by p = sigmoid(logits),
     positives add -log(p + 1e-10) and negatives -log(1 - p + 1e-10); the sum is divided by B*V.
 
     The ranking comes from this same forward pass and carries no gradient. Ranking by logits equals ranking by p
     (sigmoid is monotone) except among logits whose p rounds to the same float, where any order is a valid ranking.
-    logits [B, V]; targets long [2, P] (row, column) of the positives. Returns a float32 scalar.
+    logits [B, V]; targets long [2, P] (row, column) of the positives; rank_by: float32 [B, V] logits of the same
+    forward pass to rank by instead of `logits` (under bf16 autocast the models pass float32_logits: bf16 logits
+    tie too often to rank, see there); p still comes from `logits`. Returns a float32 scalar.
     """
     x = logits.float()
     B, V = x.shape
-    idx = torch.topk(x.detach(), min(k, V), dim=1).indices  # [B, k]
+    idx = torch.topk((x if rank_by is None else rank_by.float()).detach(), min(k, V), dim=1).indices  # [B, k]
     p = torch.sigmoid(x.gather(1, idx))  # [B, k]
     key = torch.arange(B, device=x.device)[:, None] * V + idx  # [B, k] flat position of each top item
     positive = torch.isin(key, targets[0] * V + targets[1])

@@ -19,8 +19,8 @@ from data_loader.playlists import Playlists, truncate
 from data_loader.plylst_title_data import title_ids
 from data_loader.title import PAD
 from models.base import PlaylistModel
-from models.layers import (Dropout, Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
-                           top100_ranking_term)
+from models.layers import (Dropout, Encoder, TableDropout, float32_logits, multi_hot_bce_mean, ranking_logits,
+                           segment_logits, top100_ranking_term)
 
 
 @dataclass
@@ -79,13 +79,18 @@ class PlylstTitleModel(PlaylistModel):
         emb = self.emb_dropout(emb * mask[..., None].to(emb.dtype))
         return self.encoder(emb, mask, n_out)
 
-    def forward(self, ids: torch.Tensor) -> list[torch.Tensor]:
-        """ids long [B, L] -> [song logits [B, S], tag logits [B, T]] from the two cls positions."""
+    def heads(self, ids: torch.Tensor) -> tuple:
+        """ids long [B, L] -> segment_logits' arguments for the song and tag heads: the dropped output table, the two
+        cls outputs [B, 2, d], the bounds, the biases."""
         c = self.config
         h = self.hidden(ids, n_out=2)  # [B, 2, d]
         table, _, scale = self.table_dropout(self.output_table)  # dropped table = table * scale
-        return segment_logits(table, h * scale if scale != 1.0 else h,
-                              [(0, c.n_songs), (c.n_songs, c.n_songs + c.n_tags)], [self.song_bias, self.tag_bias])
+        return (table, h * scale if scale != 1.0 else h, [(0, c.n_songs), (c.n_songs, c.n_songs + c.n_tags)],
+                [self.song_bias, self.tag_bias])
+
+    def forward(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """ids long [B, L] -> [song logits [B, S], tag logits [B, T]] from the two cls positions."""
+        return segment_logits(*self.heads(ids))
 
     def mlm_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits [M, n_pieces] of the M masked pieces at batch["mlm_positions"] (long [2, M]: row, column):
@@ -101,15 +106,20 @@ class PlylstTitleModel(PlaylistModel):
 
     def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """MLM loss when the batch has "mlm_labels" (stage A); else BCE(songs) + 0.15 BCE(tags), means over
-        batch x vocabulary, plus `ranking_weight` times the top-100 ranking term on songs in the first value."""
+        batch x vocabulary, plus `ranking_weight` times the top-100 ranking term on songs in the first value (under
+        bf16 autocast its top 100 comes from the song logits in float32: layers.float32_logits)."""
         if "mlm_labels" in batch:
             total = self.mlm_loss(batch)
             return total, total.detach()
-        songs, tags = self(batch["ids"])
+        table, queries, bounds, biases = self.heads(batch["ids"])
+        songs, tags = segment_logits(table, queries, bounds, biases)
         plain = multi_hot_bce_mean(songs, batch["song_targets"]) \
             + self.config.tags_loss_weight * multi_hot_bce_mean(tags, batch["tag_targets"])
-        total = plain + ranking_weight * top100_ranking_term(songs, batch["song_targets"]) \
-            if ranking_weight else plain
+        if not ranking_weight:
+            return plain, plain.detach()
+        rank_by = None if songs.dtype == table.dtype else \
+            float32_logits(table, queries[:, :1], bounds[:1], biases[:1])[0]
+        total = plain + ranking_weight * top100_ranking_term(songs, batch["song_targets"], rank_by=rank_by)
         return total, plain.detach()
 
     def loss_units(self, batch: dict[str, torch.Tensor]) -> int:
@@ -117,7 +127,8 @@ class PlylstTitleModel(PlaylistModel):
         return int(batch["mlm_labels"].numel()) if "mlm_labels" in batch else super().loss_units(batch)
 
     def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        songs, tags = self(batch["ids"])
+        """Song and tag logits to rank; float32 also under bf16 autocast (layers.ranking_logits)."""
+        songs, tags = ranking_logits(*self.heads(batch["ids"]))
         return songs, tags
 
     @staticmethod

@@ -16,8 +16,8 @@ from torch import nn
 
 from data_loader.playlists import CSR, Playlists, hstack, padded, truncate
 from models.base import PlaylistModel
-from models.layers import (Encoder, TableDropout, multi_hot_bce_mean, segment_logits,
-                           top100_ranking_term)
+from models.layers import (Encoder, TableDropout, float32_logits, multi_hot_bce_mean, ranking_logits,
+                           segment_logits, top100_ranking_term)
 
 N_CLS = 3  # songs_cls, tags_cls, artists_cls open every row
 
@@ -80,9 +80,9 @@ class SongsTagsArtistsModel(PlaylistModel):
         self.tag_bias = nn.Parameter(torch.zeros(c.n_tags))
         self.artist_bias = nn.Parameter(torch.zeros(c.n_artists))
 
-    def forward(self, ids: torch.Tensor, n_logits: int = 3) -> list[torch.Tensor]:
-        """ids long [B, L] (cls tokens first, pad-padded) -> logits of the first n_logits heads:
-        songs [B, S], tags [B, T], artists [B, A]."""
+    def heads(self, ids: torch.Tensor, n_logits: int = 3) -> tuple:
+        """ids long [B, L] (cls tokens first, pad-padded) -> segment_logits' arguments for the first n_logits
+        heads (songs, tags, artists): the dropped table, the cls outputs [B, n_logits, d], the bounds, the biases."""
         c = self.config
         bounds = [(0, c.n_songs), (c.n_songs, c.n_songs + c.n_tags), (c.n_songs + c.n_tags, c.songs_cls)][:n_logits]
         biases = [self.song_bias, self.tag_bias, self.artist_bias][:n_logits]
@@ -90,24 +90,35 @@ class SongsTagsArtistsModel(PlaylistModel):
         table, rows, scale = self.table_dropout(self.embedding, ids)  # dropped table = table * scale
         emb = rows * (mask.to(rows.dtype) * (math.sqrt(c.d_model) * scale))[..., None]  # [B, L, d], 0 at pads
         h = self.encoder(emb, mask, n_out=n_logits)  # [B, n_logits, d]: only the cls outputs are read
-        return segment_logits(table, h * scale if scale != 1.0 else h, bounds, biases)
+        return table, h * scale if scale != 1.0 else h, bounds, biases
+
+    def forward(self, ids: torch.Tensor, n_logits: int = 3) -> list[torch.Tensor]:
+        """ids long [B, L] (cls tokens first, pad-padded) -> logits of the first n_logits heads:
+        songs [B, S], tags [B, T], artists [B, A]."""
+        return segment_logits(*self.heads(ids, n_logits))
 
     def loss(self, batch: dict[str, torch.Tensor], ranking_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """BCE(songs) + 0.15 BCE(tags) + 0.15 BCE(artists), each a mean over batch x vocabulary; `ranking_weight`
-        times the top-100 ranking term on songs is added to the first value only."""
+        times the top-100 ranking term on songs is added to the first value only (under bf16 autocast its top 100
+        comes from the song logits in float32: layers.float32_logits)."""
         c = self.config
         with_artists = c.n_artists > 0
-        logits = self(batch["ids"], n_logits=3 if with_artists else 2)
+        table, queries, bounds, biases = self.heads(batch["ids"], n_logits=3 if with_artists else 2)
+        logits = segment_logits(table, queries, bounds, biases)
         plain = multi_hot_bce_mean(logits[0], batch["song_targets"]) \
             + c.tags_loss_weight * multi_hot_bce_mean(logits[1], batch["tag_targets"])
         if with_artists:
             plain = plain + c.artists_loss_weight * multi_hot_bce_mean(logits[2], batch["artist_targets"])
-        total = plain + ranking_weight * top100_ranking_term(logits[0], batch["song_targets"]) \
-            if ranking_weight else plain
+        if not ranking_weight:
+            return plain, plain.detach()
+        rank_by = None if logits[0].dtype == table.dtype else \
+            float32_logits(table, queries[:, :1], bounds[:1], biases[:1])[0]
+        total = plain + ranking_weight * top100_ranking_term(logits[0], batch["song_targets"], rank_by=rank_by)
         return total, plain.detach()
 
     def scores(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        songs, tags = self(batch["ids"], n_logits=2)
+        """Song and tag logits to rank; float32 also under bf16 autocast (layers.ranking_logits)."""
+        songs, tags = ranking_logits(*self.heads(batch["ids"], n_logits=2))
         return songs, tags
 
     @staticmethod

@@ -27,32 +27,36 @@ from trainer.loop import Interrupted, Stage, TrainConfig, Trainer
 from trainer.validation import validate, validate_mlm
 
 CPU = torch.device("cpu")
-SMALL = dict(d_model=16, d_ff=32, dropout=0.0)  # other dropouts off: only the (shared) table masks are random
+SMALL = dict(d_model=16, d_ff=32)
 
 # case -> (model, table dropout, batch size: None = the epoch's playlists - 1, i.e. batches of n-1 rows and 1 row,
-#          rank 1 gets its own run folder)
+#          rank 1 gets its own run folder, the other dropouts: 0 in the cases compared with one process, where
+#          only the (shared) table masks may be random)
 CASES = {
-    "m1_plain": ("model1", 0.0, None, True),  # an odd global batch split 108/107, then a 1-row batch: rank 1 empty
-    "m1_masks": ("model1", 0.1, 71, True),  # table dropout on; batches 71, 71, 71, 3 (split 2/1)
-    "m2": ("model2", 0.1, 50, True),  # MLM (unused output table) then fine-tuning with table dropout
-    "m1_long": ("model1", 0.0, 64, False),  # many short epochs: the signal and resume test
+    "m1_plain": ("model1", 0.0, None, True, 0.0),  # an odd global batch split 108/107, then a 1-row batch: rank 1 empty
+    "m1_masks": ("model1", 0.1, 71, True, 0.0),  # table dropout on; batches 71, 71, 71, 3 (split 2/1)
+    "m2": ("model2", 0.1, 50, True, 0.0),  # MLM (unused output table) then fine-tuning with table dropout
+    "m1_drop": ("model1", 0.1, 64, False, 0.1),  # every dropout on (per-rank draws): the exact resume test
+    "m1_long": ("model1", 0.0, 64, False, 0.0),  # many short epochs: the signal and resume test
 }
 
 
 def trainer_for(case: str, root: Path, run_dir: Path, dist: Dist, **config) -> Trainer:
     """The Trainer of `case` (the same model init, data and schedule on every rank and in the references)."""
-    kind, table_dropout, bs, _ = CASES[case]
+    kind, table_dropout, bs, _, dropout = CASES[case]
     dumps = load_dumps(root / "output")
     torch.manual_seed(0)
     config = TrainConfig(**{"warmup_steps": 10, "progress": False, "tensorboard": False, **config})
     if kind == "model1":
-        model = SongsTagsArtistsModel(SongsTagsArtistsConfig.from_dumps(dumps, table_dropout=table_dropout, **SMALL))
+        model = SongsTagsArtistsModel(SongsTagsArtistsConfig.from_dumps(dumps, table_dropout=table_dropout,
+                                                                        dropout=dropout, **SMALL))
         data = SongsTagsArtistsData(dumps.train, dumps.vocab, bs or len(SongsTagsArtistsData(dumps.train,
                                                                                              dumps.vocab)) - 1)
         epochs, valid_every = (300, 1000) if case == "m1_long" else (2, 5)
         stages = [Stage("train", data, epochs, lambda m: validate(m, dumps, CPU, 64), valid_every)]
     else:
-        model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, table_dropout=table_dropout, **SMALL))
+        model = PlylstTitleModel(PlylstTitleConfig.from_dumps(dumps, table_dropout=table_dropout, dropout=dropout,
+                                                              **SMALL))
         n = model.config.n_pieces
         mlm_val = mlm_validation_batches(dumps.val_questions, n, 64)
         stages = [Stage("mlm", TitleMLMData(dumps.train, n, bs), 1, lambda m: validate_mlm(m, mlm_val, CPU),

@@ -7,7 +7,9 @@ step-seeded table-dropout masks (the same for the same seed, and the global-RNG 
 batch and a 1-row last batch where rank 1's shard is empty; model 1 with table dropout on, the reference drawing
 the same (seed, step) masks; model 2 across MLM -> fine-tuning), rank 1 writing no file; SIGTERM to rank 1 alone
 stops both ranks at the same step with last.pt saved, and a 2-rank --resume continues from that step to the
-parameters of an uninterrupted run; --gpu refused under torchrun; train.py's torchrun command.
+parameters of an uninterrupted run; with every dropout on, a 2-rank run stopped and resumed on 2 ranks ends bit for
+bit where the uninterrupted one does; --resume on another number of processes refused (2 -> 1 and 1 -> 2, the
+latter by both ranks) with one line; --gpu refused under torchrun; train.py's torchrun command.
 The ranks run tests/_distributed_worker.py with the variables torchrun sets (localhost, a free port).
 Data: tests/conftest.py (240 generated playlists through step 1). Run: python -m pytest tests/test_distributed.py -q
 """
@@ -200,11 +202,11 @@ def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[int]:
 
 @pytest.fixture(scope="module")
 def two_rank_runs(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One launch of 2 ranks: the equality cases (rank 1 pointed at its own run folders), then m1_long until a
-    SIGTERM to rank 1 alone (after step 3) stops it."""
+    """One launch of 2 ranks: the equality cases (rank 1 pointed at its own run folders), m1_drop, then m1_long
+    until a SIGTERM to rank 1 alone (after step 3) stops it."""
     root = tmp_path_factory.mktemp("ddp")
     shutil.copytree(small_dataset / "output" / "dumps", root / "output" / "dumps")
-    procs = launch(root, root, "m1_plain", "m1_masks", "m2", "m1_long", "--log_every=1")
+    procs = launch(root, root, "m1_plain", "m1_masks", "m2", "m1_drop", "m1_long", "--log_every=1")
     log, deadline = root / "m1_long" / "log.txt", time.time() + 120
     while time.time() < deadline and not (log.is_file() and " step       3 " in log.read_text()):
         time.sleep(0.05)
@@ -268,3 +270,41 @@ def test_a_signal_to_one_rank_stops_both_and_resume_continues(two_rank_runs: Pat
     reference.fit()
     for name, value in reference.model.state_dict().items():
         torch.testing.assert_close(resumed["model"][name], value, atol=ATOL, rtol=RTOL, msg=lambda m: f"{name}: {m}")
+
+
+def test_a_two_process_run_refuses_to_resume_on_one(two_rank_runs: Path, tmp_path: Path):
+    """Each process's dropout draws are its own RNG stream over its shard of the rows: on another number of processes
+    a run cannot go on as it would have, so --resume refuses, in one line, before restoring or writing anything."""
+    run = tmp_path / "m1_long"
+    shutil.copytree(two_rank_runs / "m1_long", run)
+    (run / "config.json").write_text("{}")
+    before = (run / "last.pt").read_bytes()
+    step = load_checkpoint(run / "last.pt")["step"]
+    trainer = trainer_for("m1_long", two_rank_runs, run, Dist(), max_steps=step + 1)
+    with pytest.raises(UsageError) as refused:
+        trainer.fit(resume=True)
+    assert str(refused.value) == (
+        f"{run / 'last.pt'} was written by 2 processes; resume it on 2 processes (torchrun --nproc_per_node=2, or 2 "
+        f"in all over several machines): the random draws of each process (dropout) are part of the run. Or start "
+        f"a new run (--overwrite, or another --run_name)")
+    assert (run / "last.pt").read_bytes() == before and (run / "config.json").read_text() == "{}"
+    assert trainer.step == 0
+
+
+def test_resume_is_exact_on_as_many_processes_and_refused_on_another_number(two_rank_runs: Path, run_root: Path):
+    """m1_drop has every dropout on, so each rank draws its own: stopped at step 3 and resumed on 2 ranks, it ends with
+    the parameters of the uninterrupted 2-rank run bit for bit (each rank restores its own RNG state from last.pt).
+    m1_long's last.pt, written by one process, is then refused by both ranks with the same line."""
+    trainer_for("m1_long", run_root, run_root / "m1_long", Dist(), max_steps=2).fit()
+    assert finish(launch(run_root, run_root, "m1_drop", "--max_steps=3")) == [0, 0]
+    procs = launch(run_root, run_root, "m1_drop", "m1_long", "--resume", "--max_steps=8")
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    got, want = (torch.load(root / "m1_drop.rank0.pt") for root in (run_root, two_rank_runs))
+    assert got["step"] == want["step"] == 8
+    for name, value in want["model"].items():
+        assert torch.equal(got["model"][name], value), name
+    assert [p.returncode for p in procs] == [1, 1]
+    line = (f"{run_root / 'm1_long' / 'last.pt'} was written by 1 process; resume it on 1 process (without torchrun, "
+            f"or torchrun --nproc_per_node=1): the random draws of each process (dropout) are part of the run")
+    assert all(line in err for err in errors)
+    assert load_checkpoint(run_root / "m1_long" / "last.pt")["step"] == 2

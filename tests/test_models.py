@@ -7,10 +7,11 @@ biases so that an exact GELU, a ReLU/GELU swap or a LayerNorm epsilon of 1e-5 sh
 models (model 1, model 2 fine-tuning with its table dropout scaled 1/(1-p), model 2 MLM) against plain autograd of
 that reference with a fixed table-dropout mask and losses written with torch's own BCE and a double argsort; the
 custom autograd functions (gradcheck); padding invariance; order invariance of model 1; parameter counts at the real
-sizes; the losses against hand computations with dense targets; table dropout on in train mode and off in eval; a
-few Adam steps lowering each loss; question batches, routing, the configs' original defaults and a rebuild through
-JSON; bf16 autocast against float32 element by element (logits and every gradient; CPU, and CUDA when present).
-Tiny sizes, CPU, seconds. Run: python -m pytest tests/test_models.py -q
+sizes; the losses against hand computations with dense targets; under bf16 autocast, scores and the ranking term's
+top 100 from the heads in float32 (bf16 logits tie), in float32 unchanged bit for bit; table dropout on in train mode
+and off in eval; a few Adam steps lowering each loss; question batches, routing, the configs' original defaults and
+a rebuild through JSON; bf16 autocast against float32 element by element (logits and every gradient; CPU, and
+CUDA when present). Tiny sizes, CPU, seconds. Run: python -m pytest tests/test_models.py -q
 """
 import json
 import math
@@ -357,6 +358,92 @@ def test_loss_helpers_match_dense_formulas():
     torch.testing.assert_close(x.grad, (torch.sigmoid(logits) - y) / y.numel())
 
 
+
+
+def ranked_term(logits: torch.Tensor, y: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """The ranking term over the given top items `top` [B, k] of each row, p from `logits`."""
+    x = logits.float()
+    p, yk = torch.sigmoid(x.gather(1, top)), y.gather(1, top)
+    return torch.where(yk > 0, -torch.log(p + 1e-10), -torch.log(1 - p + 1e-10)).sum() / x.numel()
+
+
+def test_ranking_term_in_float32_keeps_torch_topk_bit_for_bit():
+    """In float32 the term ranks the logits it is given with torch.topk, bit for bit (no other ranking applies)."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 700) * 3
+    targets = coo([list(range(r, 700, 4 + r)) for r in range(6)])
+    want = ranked_term(logits, dense(targets, 6, 700), torch.topk(logits, 100, dim=1).indices)
+    assert torch.equal(top100_ranking_term(logits, targets), want)
+
+
+
+def bf16_case(make):
+    """A model in eval mode with song biases 3 (p near 0.95: a positive's and a negative's terms differ widely) and
+    its batch (model 2: fine-tuning)."""
+    model = make().eval()
+    with torch.no_grad():
+        model.song_bias.fill_(3.0)
+    batch = model1_batch(model.config) if make is small_model1 else \
+        {k: v for k, v in model2_batch().items() if not k.startswith("mlm")}
+    return model, batch
+
+
+def autocast_logits(model, batch):
+    """One forward under CPU bf16 autocast: its song and tag logits (bf16), and the same two heads computed here in
+    float32 from the encoder's cls outputs of that forward (eval mode: the table undropped)."""
+    outputs = []
+    hook = model.encoder.register_forward_hook(lambda module, args, out: outputs.append(out))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(batch["ids"])[:2]
+        hook.remove()
+        h = outputs[0].float()
+        table = model.embedding if isinstance(model, SongsTagsArtistsModel) else model.output_table
+        float32 = (h[:, 0] @ table[:S].T + model.song_bias, h[:, 1] @ table[S : S + T].T + model.tag_bias)
+    return logits, float32
+
+
+@pytest.mark.parametrize("make", [small_model1, small_model2])
+def test_scores_under_bf16_autocast_are_float32_logits(make):
+    """Under bf16 autocast (--amp; on the CPU here) the heads' logits are bf16, with ties in every row's top 100;
+    scores (what validation and the ensemble rank) are the heads in float32 from the same cls outputs: no ties, and
+    the float32 model's logits up to the bf16 encoder's error. In float32 scores are the forward's logits, bit for
+    bit."""
+    model, batch = bf16_case(make)
+    with torch.no_grad():
+        want = model.scores(batch)
+        forward = model(batch["ids"], n_logits=2) if make is small_model1 else model(batch["ids"])
+        assert all(torch.equal(a, b) for a, b in zip(want, forward))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = model.scores(batch)
+    bf16, float32 = autocast_logits(model, batch)
+    for k in range(2):  # songs, tags
+        assert bf16[k].dtype == torch.bfloat16 and got[k].dtype == torch.float32
+        torch.testing.assert_close(got[k], float32[k], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got[k], want[k], atol=0.02 * float(want[k].abs().max()), rtol=0.02)
+    assert all(len(row.unique()) < 90 for row in torch.topk(bf16[0].float(), 100, dim=1).values)
+    assert all(len(row.unique()) == 100 for row in torch.topk(got[0], 100, dim=1).values)
+
+
+@pytest.mark.parametrize("make", [small_model1, small_model2])
+def test_ranking_term_under_bf16_autocast_ranks_the_float32_logits(make):
+    """Under bf16 autocast the term's top 100 is that of the song head in float32 (from the same forward's cls
+    output), p from the bf16 logits. The songs that a ranking of the bf16 logits could pick (at or above the 100th
+    bf16 value) but the float32 ranking leaves out are made positives: any ranking of the bf16 logits (torch.topk's
+    among equal values, or any tie rule) counts some of them, and the term changes."""
+    model, batch = bf16_case(make)
+    (songs, _), (float32, _) = autocast_logits(model, batch)
+    top = torch.topk(float32, 100, dim=1).indices
+    x = songs.float()
+    eligible = x >= torch.sort(x, dim=1, descending=True).values[:, 99:100]
+    left_out = eligible & ~torch.zeros_like(eligible).scatter_(1, top, True)
+    assert left_out.any()  # the bf16 logits cannot tell which songs are the float32 top 100
+    targets = torch.cat([batch["song_targets"], torch.stack(torch.where(left_out))], 1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        total, plain = model.loss(batch | {"song_targets": targets}, ranking_weight=2.0)
+    want = ranked_term(songs, dense(targets, 3, S), top)
+    torch.testing.assert_close(total, plain + 2.0 * want, rtol=1e-6, atol=0)
+
 def test_model1_loss_matches_hand_computation():
     model = small_model1().eval()  # dropout off
     batch = model1_batch(model.config)
@@ -441,22 +528,32 @@ def test_adam_steps_lower_the_loss(name):
 def check_bf16_against_float32(model, batch: dict[str, torch.Tensor], device: torch.device, monkeypatch) -> None:
     """One training step (fixed table-dropout mask, other dropouts off) in float32 and under bf16 autocast:
     logits close element by element (bf16 keeps ~3 significant digits), the loss float32 and close, and every
-    gradient float32, close element by element relative to its tensor's scale, and pointing the same way."""
+    gradient float32, close element by element relative to its tensor's scale, and pointing the same way.
+    The ranking term's top 100 is a choice: two songs at the 100th place closer in float32 than the bf16 forward's
+    error may come in either order from it, whatever the ranking, and the song that counts gets a gradient several
+    times the other's. So the float32 step ranks the songs as the bf16 step does (by its float32 song logits,
+    scores under autocast), and the two are compared on the same choice."""
     model = perturbed(model).to(device).train()
     batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("mlm")}
     table = model.embedding if isinstance(model, SongsTagsArtistsModel) else model.output_table
     fixed = keep_mask(tuple(table.shape), 0.1, torch.device("cpu"), torch.float32).to(device)
     monkeypatch.setattr(layers, "keep_mask", lambda shape, p, dev, dtype, generator=None: fixed.to(dtype))
-    runs = []
-    for bf16 in (False, True):
+    runs = {}
+    for bf16 in (True, False):
         model.zero_grad()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = [x.detach().float() for x in model(batch["ids"])]
-            loss = model.loss(batch, ranking_weight=2.0)[0]
+            if bf16:
+                with torch.no_grad():
+                    ranked = model.scores(batch)[0]
+                loss = model.loss(batch, ranking_weight=2.0)[0]
+            else:
+                loss = model.loss(batch)[0] + 2.0 * top100_ranking_term(model(batch["ids"])[0], batch["song_targets"],
+                                                                        rank_by=ranked)
         loss.backward()
-        runs.append((logits, loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
-                                             if p.grad is not None}))
-    (want_logits, want_loss, want_grads), (got_logits, got_loss, got_grads) = runs
+        runs[bf16] = (logits, loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                              if p.grad is not None})
+    (want_logits, want_loss, want_grads), (got_logits, got_loss, got_grads) = runs[False], runs[True]
     for got, want in zip(got_logits, want_logits):
         torch.testing.assert_close(got, want, atol=0.02 * float(want.abs().max()), rtol=0.02)
     assert got_loss.dtype == torch.float32

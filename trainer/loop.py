@@ -21,6 +21,8 @@ when tensorboard is installed (trainer/scalars.py).
 Under torchrun (trainer/distributed.py) every rank trains on its shard of each global batch through DDP; rank 0
 alone validates, logs and writes the run folder while the others wait; the ranks agree every step on stopping
 (signal, time box, max_steps) and on the periodic last.pt, so that they all stop and save at the same step.
+last.pt holds every rank's RNG state; --resume continues on as many processes as wrote it and refuses any other
+number (check_processes).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from common.cli import UsageError
 from common.jsonio import InputError, remove_stale_temps, write_json
 from data_loader.dumps import Dumps
 from models.base import PlaylistModel
@@ -441,6 +444,7 @@ class Trainer:
         path = self.run_dir / "last.pt"
         ckpt = load_checkpoint(path, map_location=self.device)
         check_data(ckpt, self.fingerprint, path, self.model.uses_title)
+        check_processes(ckpt, self.dist.world_size, path)
         overridden = resume_conflicts(ckpt.get("train_config", {}).get("flags", {}),
                                       self.run_config.get("flags", {}), path)
         if overridden:
@@ -456,10 +460,8 @@ class Trainer:
         self.step, self.history, self.elapsed_before = ckpt["step"], ckpt["history"], ckpt["elapsed"]
         self.best_score, self.best_epoch = ckpt["best_score"], ckpt["best_epoch"]
         rng = ckpt["rng"]
-        if len(rng.get("ranks", ())) == self.dist.world_size:  # this rank's own states (the same number of ranks)
+        if "ranks" in rng:  # written under torchrun: this rank's own states (check_processes: as many ranks)
             rng = rng["ranks"][self.dist.rank]
-        elif not self.dist.is_main:  # resumed on another number of ranks: keep the seed + rank stream of _fit
-            rng = {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())
         if "cuda" in rng and self.device.type == "cuda":
@@ -474,6 +476,24 @@ class Trainer:
             position = (si, epoch, batch, True)
         self.log(f"resumed from {path}: stage {ckpt['stage']}, epoch {epoch}, step {self.step}")
         return position
+
+
+def check_processes(ckpt: dict[str, Any], world_size: int, path: str | Path) -> None:
+    """A run resumes on the number of processes that wrote its checkpoint (1 without torchrun), or not at all.
+
+    Each process draws the dropouts of its shard of the rows from its own RNG stream (seed + rank), and the
+    checkpoint holds each stream's state: on as many processes every stream continues where it stopped (an exact
+    resume); on another number the shards and streams differ, and no choice of states continues the run as it
+    would have gone on. UsageError, in one line, otherwise."""
+    written = len(ckpt["rng"].get("ranks", ())) or 1
+    if written == world_size:
+        return
+    processes = lambda n: f"{n} process" + ("es" if n > 1 else "")  # noqa: E731
+    how = "without torchrun, or torchrun --nproc_per_node=1" if written == 1 else \
+        f"torchrun --nproc_per_node={written}, or {written} in all over several machines"
+    raise UsageError(f"{path} was written by {processes(written)}; resume it on {processes(written)} ({how}): the "
+                     f"random draws of each process (dropout) are part of the run. Or start a new run (--overwrite, "
+                     f"or another --run_name)")
 
 
 def dumps_summary(dumps: Dumps) -> dict[str, Any]:
