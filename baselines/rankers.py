@@ -6,6 +6,7 @@ hybrid ensemble (predictor/members.py) takes those with a `rank` as members.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +27,9 @@ BASELINES: dict[str, Baseline] = {
     "genre_most_popular": Baseline(genre_most_popular.recommend, needs_song_meta=True),
     "playlist_knn": Baseline(playlist_knn.recommend, playlist_knn.rank),
     "item_cf": Baseline(item_cf.recommend, item_cf.rank),
+    # the Melon 2nd place's published configuration: their exponents and the per-question SVM
+    "item_cf_svm": Baseline(functools.partial(item_cf.recommend, **item_cf.SECOND_PLACE),
+                            functools.partial(item_cf.rank, **item_cf.SECOND_PLACE)),
     "als": Baseline(implicit_als.recommend, implicit_als.rank, needs_package="implicit"),
     "bm25": Baseline(implicit_bm25.recommend, implicit_bm25.rank, needs_package="implicit"),
 }

@@ -1,13 +1,15 @@
 """The hybrid ensemble's members and their candidates for a question file.
 
 A member is a BERT model by run folder (songs_tags_artists, plylst_title; with `seeds`, the soft vote of their
-`{run}_seed{s}` folders) or a ranker of baselines/rankers.py (playlist_knn, item_cf, als, bm25, most_popular). Each
-proposes SONG_CANDIDATES songs and TAG_CANDIDATES tags per question with its own scores (common/arena.py):
+`{run}_seed{s}` folders) or a ranker of baselines/rankers.py (playlist_knn, item_cf, item_cf_svm, als, bm25,
+most_popular). Each proposes SONG_CANDIDATES songs and TAG_CANDIDATES tags per question with its own scores
+(common/arena.py):
 
 - a BERT member what the faithful blend takes from it (predictor/ensembling.batch_candidates: the first 500 songs
   and 50 tags that survive the seen and date filters; none for the questions the model does not accept), turned
   into raw song ids and tag strings;
-- a ranker its first 500 songs / 50 tags from {dataset_dir}/orig/train.json (and song_meta.json when present).
+- a ranker its first 500 songs / 50 tags from its corpus (`read_question_set`: fed or orig/train.json) and
+  song_meta.json when present.
 
 Songs are raw song ids, so members with different vocabularies mix.
 """
@@ -126,7 +128,8 @@ def member_rankings(members: Sequence[str], qs: QuestionSet, question_path: str 
         if name in RUNS:
             rankings[name] = bert_ranked(bert.models[name], q, bert.dumps, bert.device, bs, amp)
         elif name in RANKERS:
-            rankings[name] = RANKERS[name](qs.train, qs.records, qs.song_meta, n_songs=SONG_CANDIDATES, n_tags=TAG_CANDIDATES)
+            rankings[name] = RANKERS[name](qs.train, qs.records, qs.song_meta, n_songs=SONG_CANDIDATES,
+                                           n_tags=TAG_CANDIDATES)
         else:
             raise InputError(unknown_member(name))
         seconds[name] = time.perf_counter() - start

@@ -1,8 +1,8 @@
 """Score every method that can run on the same questions and answers, overall and by question type.
 
 Methods: the official baselines most_popular and genre_most_popular (needs song_meta.json), playlist_knn, the
-competition's peers item_cf, als and bm25 (baselines/item_cf.py, implicit_als.py, implicit_bm25.py), and,
-when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
+competition's peers item_cf (and item_cf_svm: the 2nd place's settings and SVM), als and bm25 (baselines/rankers.py),
+and, when both best checkpoints exist, the BERT ensemble and each of its two models alone (through the same ensemble
 code with only that member; the questions it does not accept get the cold-start answer; dumps made from another
 train.json than {dataset_dir}/train.json are an error, before any method runs). The hybrid ensemble's row
 is its held-out score: the answers predictor/search_weights.py wrote beside {output_dir}/ensemble_weights.json, each

@@ -65,7 +65,8 @@ def test_search_weights_flags_and_default_members(tmp_path):
     s = defaults(search_weights.main)
     assert (s["fusion"], s["seed"], s["separate_tag_weights"], s["members"], s["bs"]) == ("score", 0, False, None, 128)
     # without checkpoints: every ranker but most_popular (the popularity fallback already tops lists up)
-    assert search_weights.default_members(str(tmp_path), None) == ["playlist_knn", "item_cf", "als", "bm25"]
+    assert search_weights.default_members(str(tmp_path), None) == ["playlist_knn", "item_cf", "item_cf_svm", "als",
+                                                                   "bm25"]
 
 
 def test_fusion_search_settings():
@@ -77,8 +78,10 @@ def test_fusion_search_settings():
 
 
 def test_the_baseline_registry():
-    assert list(BASELINES) == ["most_popular", "genre_most_popular", "playlist_knn", "item_cf", "als", "bm25"]
-    assert list(RANKERS) == ["most_popular", "playlist_knn", "item_cf", "als", "bm25"]
+    assert list(BASELINES) == ["most_popular", "genre_most_popular", "playlist_knn", "item_cf", "item_cf_svm", "als",
+                              "bm25"]
+    assert list(RANKERS) == ["most_popular", "playlist_knn", "item_cf", "item_cf_svm", "als", "bm25"]
+    assert item_cf.SECOND_PLACE == {"alpha": 0.9, "beta": 0.7, "theta": 0.99, "svm": True}
     assert BASELINES["genre_most_popular"].needs_song_meta and BASELINES["als"].needs_package == "implicit"
 
 

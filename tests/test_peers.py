@@ -312,7 +312,8 @@ def test_rankers_and_leaderboard_list_the_peers(tmp_path, data):
     assert RANKERS["bm25"] is implicit_bm25.rank
     root = write_dataset(tmp_path / "ds", data)
     names = [name for name, _ in leaderboard.baseline_methods(str(root), root / "questions" / "val.json")]
-    assert names == ["most_popular", "genre_most_popular", "playlist_knn", "item_cf", "als", "bm25"]
+    assert names == ["most_popular", "genre_most_popular", "playlist_knn", "item_cf", "item_cf_svm", "als", "bm25"]
+    assert RANKERS["item_cf_svm"].func is item_cf.rank and RANKERS["item_cf_svm"].keywords == item_cf.SECOND_PLACE
 
 
 @pytest.mark.parametrize("module, bad", [("item_cf", "--alpha=1.5"), ("implicit_als", "--factors=0"),
