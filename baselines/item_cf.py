@@ -149,8 +149,9 @@ def svm_item_weights(s: sp.csc_matrix, items: np.ndarray, others: np.ndarray, c:
     return model.fit(x, y, sample_weight=weight).coef_.ravel()
 
 
-def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None, n_songs: int = SONG_CANDIDATES,
-         n_tags: int = TAG_CANDIDATES, alpha: float = ALPHA, beta: float = BETA, theta: float = THETA, svm: bool = False,
+def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None = None,
+         n_songs: int = SONG_CANDIDATES, n_tags: int = TAG_CANDIDATES, alpha: float = ALPHA, beta: float = BETA,
+         theta: float = THETA, svm: bool = False,
          svm_c: float | None = None, svm_negatives: int | None = None, date_filter: bool = True,
          batch: int = BATCH) -> Ranked:
     """Each question's first n_songs / n_tags songs and tags by item-CF score (see the module docstring)."""

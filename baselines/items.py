@@ -81,7 +81,9 @@ class Items:
 
     def song_dates(self, train: list[dict], song_meta: list[dict] | None, date_filter: bool) -> np.ndarray | None:
         """int32 [n_songs] corrected issue dates of the song columns (playlist_knn's), or None: no date filter."""
-        return popularity_issue_dates(self.song_ids, train, song_meta) if date_filter and song_meta is not None else None
+        if not date_filter or song_meta is None:
+            return None
+        return popularity_issue_dates(self.song_ids, train, song_meta)
 
 
 # score(known [b, size] csr, questions) -> the batch's song and tag scores [b, n_out]: a CSR matrix whose stored

@@ -136,7 +136,8 @@ def rank(train: list[dict], questions: list[dict], song_meta: list[dict] | None 
             cols, vals = cols[keep][:n_songs], vals[keep][:n_songs]
             tcols, tvals = _ranked(tag_scores, r)
             tkeep = ~np.isin(tag_names[tcols], np.asarray(q["tags"], dtype=object))
-            for out, x in zip(ranked, (f.song_ids[cols], vals, tag_names[tcols[tkeep][:n_tags]], tvals[tkeep][:n_tags])):
+            row = (f.song_ids[cols], vals, tag_names[tcols[tkeep][:n_tags]], tvals[tkeep][:n_tags])
+            for out, x in zip(ranked, row):
                 out.append(x)
     return Ranked.from_lists([q["id"] for q in questions], *ranked)
 

@@ -11,8 +11,8 @@ on a timeout). The unmutated copy is run first and must pass. Exit status 1 if a
 2 if a mutation's line is not found exactly once.
 
 Each mutation is a one-line edit; where a bug is larger than a line (deleting first_survivors' second walk) the
-smallest edit with the same effect is used (its `if` made `if False`). The mutations probe the models, losses, samplers, candidate walk, blend, validation,
-metric, titles, encoding, resume, the CLI and the atomic writes; add to MUTATIONS as the code grows. Equivalent
+smallest edit with the same effect is used (its `if` made `if False`). The mutations probe the models, losses,
+samplers, candidate walk, blend, validation, metric, titles, encoding, resume, the CLI and the atomic writes; add to MUTATIONS as the code grows. Equivalent
 mutations (no test can see them) are left out, e.g. model 1 without its sqrt(d) embedding scale (LN(emb) undoes
 it: model 1 has no position embeddings) or the issue-date correction also marking a song dated on the playlist's
 own date (its corrected date is that same date).
@@ -47,7 +47,8 @@ class Mutation:
 
 M = Mutation
 MODELS, ENSEMBLE, CANDIDATES = ("tests/test_models.py",), ("tests/test_ensemble.py",), ("tests/test_candidates.py",)
-VALIDATION, TITLES, TRAINER = ("tests/test_validation.py",), ("tests/test_titles_encoding.py",), ("tests/test_trainer.py",)
+VALIDATION, TITLES = ("tests/test_validation.py",), ("tests/test_titles_encoding.py",)
+TRAINER = ("tests/test_trainer.py",)
 WALK = CANDIDATES + ENSEMBLE + VALIDATION
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -224,8 +225,8 @@ MUTATIONS: tuple[Mutation, ...] = (
       "range(N_SONGS + 1)]", ("tests/test_evaluate.py",), "IDCG capped at 10 items"),
     M("metric-log2", "common/metric.py", "total += 1.0 / math.log(i + 2)", "total += 1.0 / math.log2(i + 2)",
       ("tests/test_evaluate.py",), "IDCG discounted by log2"),
-    M("metric-weights", "common/arena.py", "SONG_WEIGHT = 0.85  # the score's weights of song and tag nDCG", "SONG_WEIGHT = 0.8", ("tests/test_evaluate.py",),
-      "score = 0.8 song + 0.15 tag"),
+    M("metric-weights", "common/arena.py", "SONG_WEIGHT = 0.85  # the score's weights of song and tag nDCG",
+      "SONG_WEIGHT = 0.8", ("tests/test_evaluate.py",), "score = 0.8 song + 0.15 tag"),
     M("stage-ranking-from-40", "trainer/loop.py", "ranking_from_epoch: int | None = 50  # the ranking term is on "
       "from this epoch of the stage; None: never", "ranking_from_epoch: int | None = 40", TRAINER,
       "the ranking term from epoch 40"),

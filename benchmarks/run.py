@@ -8,7 +8,8 @@ Phases, in order, on the sample dataset of the preset (data_loader/make_sample_d
     2. training throughput of each model's real batches (model 1 denoising, model 2 fine-tuning and MLM, the
        ranking term off and on) next to the practical roofline: the time of the same step's matmuls alone
        (benchmarks/roofline.py), measured in the same run; on CUDA a float32 and a bf16-autocast row each;
-    3. inference: the ensemble (predictor.ensembling.run_ensemble) on the sample's leaderboard questions, dataset/val.json;
+    3. inference: the ensemble (predictor.ensembling.run_ensemble) on the sample's leaderboard questions,
+       dataset/val.json;
     4. evaluation time (and score) of its results against dataset/sample_answers/val.json;
     5. quality: the leaderboard (reports.leaderboard) on step 1's local split, questions/ vs answers/val.json;
        and the validation curve (PNG, reports/curves.py) of every run trained into {work_dir}/output.
@@ -312,8 +313,8 @@ def inference(dataset_dir: Path, output_dir: Path, work: Path, gpu: int | None, 
     models_dir = output_dir if trained else untrained_models(work / "untrained", load_dumps(output_dir))
     questions = question_file(dataset_dir, work, limit)
     results = work / "inference" / "results.json"
-    out = run_ensemble(bs=bs, gpu=gpu, question_path=str(questions), out_path=str(results), dataset_dir=str(dataset_dir),
-              output_dir=str(models_dir), amp=amp)
+    out = run_ensemble(bs=bs, gpu=gpu, question_path=str(questions), out_path=str(results),
+                       dataset_dir=str(dataset_dir), output_dir=str(models_dir), amp=amp)
     seconds, n = out["seconds"], out["n"]
     total, work_s = sum(seconds.values()), seconds.get("forward", 0.0) + seconds.get("candidates/blend", 0.0)
     weights = "trained best.pt" if trained else "untrained weights"
@@ -321,7 +322,8 @@ def inference(dataset_dir: Path, output_dir: Path, work: Path, gpu: int | None, 
               *(f"{k} s" for k in seconds), "total s"]
     row = [f"{n:,}", weights, f"{n / work_s:,.1f}", f"{n / total:,.1f}", *(f"{v:.2f}" for v in seconds.values()),
            f"{total:.2f}"]
-    lines = ["## Inference", "", f"predictor.ensembling.run_ensemble on {questions}" + (", bf16 autocast" if amp else "")
+    lines = ["## Inference", "",
+             f"predictor.ensembling.run_ensemble on {questions}" + (", bf16 autocast" if amp else "")
              + f"; routing: {', '.join(f'{k} {v:,}' for k, v in out['counts'].items())}.", "", *table(header, [row])]
     return lines, questions, results, trained
 

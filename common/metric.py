@@ -79,7 +79,8 @@ def ndcg(gt: Sequence, rec: Sequence) -> float:
 def ndcg_rows(hits: np.ndarray, cols: np.ndarray, ideal: np.ndarray) -> np.ndarray:
     """float64 [N]: nDCG of each row's ranked columns (`ndcg`'s formula, the columns distinct; 0 for an empty answer).
 
-    hits bool [N, U] (`hit_matrix`), cols int [N, k] (`top_columns`), ideal float [N] the IDCG of each answer (0 = empty).
+    hits bool [N, U] (the fusion's hit matrix), cols int [N, k] (its top columns, -1 pads), ideal float [N] the IDCG
+    of each answer (0 = empty).
     """
     got = np.take_along_axis(hits, np.maximum(cols, 0), 1) & (cols >= 0)
     dcg = got @ (1.0 / np.log(np.arange(cols.shape[1]) + 2.0))

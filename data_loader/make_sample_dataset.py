@@ -31,8 +31,8 @@ unless `--force`. Its own, unchanged files are replaced freely.
 
 Everything comes from one numpy Generator seeded with `seed`: the same seed gives byte-identical files.
 Only numpy and the standard library do the work. Presets: "demo" (seconds), "full" (the competition's sizes;
-under a minute of CPU, ~2 GB peak) and "tiny" (for tests). In-process: `data = generate(preset, seed)` gives {file name: JSON-ready object} and
-`write(out_dir, data)` writes it.
+under a minute of CPU, ~2 GB peak) and "tiny" (for tests). In-process: `data = generate(preset, seed)` gives
+{file name: JSON-ready object} and `write(out_dir, data)` writes it.
 
 Usage:
     python data_loader/make_sample_dataset.py --out_dir=demo/dataset --preset=demo [--seed=0] [--force]

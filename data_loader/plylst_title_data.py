@@ -1,4 +1,5 @@
-"""Model 2's training data: MLM batches for stage A and title -> songs/tags batches for stage B (docs/original.md 3.1-3.4).
+"""Model 2's training data: MLM batches for stage A and title -> songs/tags batches for stage B
+(docs/original.md 3.1-3.4).
 
 Input row: [@songs_cls(3), @tags_cls(4)] + title pieces[:50] + [@sep(5)], padded with @pad(7) to 53 columns.
 

@@ -1,4 +1,5 @@
-"""Model 1's training data: the original's denoising by dropping items (docs/original.md 2.1), built one epoch at a time.
+"""Model 1's training data: the original's denoising by dropping items (docs/original.md 2.1), built one epoch at a
+time.
 
 For every orig/train playlist with at least one in-vocab song, tag or artist, each epoch, after a reshuffle:
 

@@ -83,7 +83,8 @@ def split_playlists(playlists: Sequence[dict], ratio: float = SPLIT_RATIO) -> tu
 
 def seeded_split(playlists: Sequence[dict], ratio: float = SPLIT_RATIO,
                  seed: int = SPLIT_SEED) -> tuple[list, list, list, list]:
-    """`split_playlists` right after seeding Python's `random` and numpy's legacy global RandomState, as the original."""
+    """`split_playlists` right after seeding Python's `random` and numpy's legacy global RandomState, as the
+    original."""
     random.seed(seed)
     np.random.seed(seed)
     return split_playlists(playlists, ratio)

@@ -115,7 +115,8 @@ class Vocab:
 
     @property
     def hash(self) -> str:
-        """Fingerprint of the label ids: checkpoints carry it, and a model refuses a vocabulary it was not trained on."""
+        """Fingerprint of the label ids: checkpoints carry it, and a model refuses a vocabulary it was not trained
+        on."""
         key = json.dumps([self.songs, self.tags, self.artists], ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 

@@ -51,7 +51,8 @@ def main(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_
                              f"decides (its members, weights and seeds)")
         run_hybrid(weights, question_path, out_path, dataset_dir, output_dir, gpu, bs, amp)
         return
-    run_ensemble(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp, seeds=seeds)
+    run_ensemble(bs, gpu, title_importance, title_tag_weight, question_path, out_path, dataset_dir, output_dir, amp,
+                 seeds=seeds)
 
 
 if __name__ == "__main__":

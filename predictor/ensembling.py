@@ -206,9 +206,9 @@ def _mask(csr: CSR, offset: int, width: int, device: torch.device) -> torch.Tens
 
 @dataclass
 class Candidates:
-    """One member's candidates for a batch of b questions, best first (docs/original.md 4: the first SONG_CANDIDATES surviving
-    songs of its top SONG_SEARCH, the first TAG_CANDIDATES tags of its top TAG_SEARCH). Rows the member does not answer,
-    and the tail past the survivors, hold index -1 and probability 0."""
+    """One member's candidates for a batch of b questions, best first (docs/original.md 4: the first SONG_CANDIDATES
+    surviving songs of its top SONG_SEARCH, the first TAG_CANDIDATES tags of its top TAG_SEARCH). Rows the member does
+    not answer, and the tail past the survivors, hold index -1 and probability 0."""
 
     song_p: torch.Tensor  # float [b, SONG_CANDIDATES] sigmoid probabilities
     song_idx: torch.Tensor  # long [b, SONG_CANDIDATES] song index in [0, S)
@@ -305,8 +305,9 @@ def _recommend_batch(members: list[Member], routes: np.ndarray, q: Playlists, ro
 
 
 @torch.inference_mode()
-def ensemble_recommend(members: list[Member], q: Playlists, vocab: Vocab, song_issue_dates: np.ndarray, device: torch.device,
-              bs: int = 128, amp: bool = False, timer: StepTimer | None = None) -> Recommendations:
+def ensemble_recommend(members: list[Member], q: Playlists, vocab: Vocab, song_issue_dates: np.ndarray,
+                       device: torch.device, bs: int = 128, amp: bool = False,
+                       timer: StepTimer | None = None) -> Recommendations:
     """Recommend 100 songs and 10 tags for every question of `q` (encoded with `vocab`)."""
     timer = timer or StepTimer(device)
     for member in members:

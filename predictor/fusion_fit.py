@@ -194,4 +194,5 @@ def cross_fit(pools: dict[str, Pool], types: np.ndarray, answers: Sequence, seed
               tie: bool = False) -> list[tuple[np.ndarray, np.ndarray, dict[str, TargetFit]]]:
     """Both folds: (fit rows, held-out rows, the fit on the fit rows alone), half A -> B first."""
     a, b = halves(types, seed)
-    return [(fit_rows, held, fold_fit(pools, types, answers, fit_rows, kind, tie)) for fit_rows, held in ((a, b), (b, a))]
+    return [(fit_rows, held, fold_fit(pools, types, answers, fit_rows, kind, tie))
+            for fit_rows, held in ((a, b), (b, a))]

@@ -98,7 +98,8 @@ def first_allowed(n_pop: int, seen: Sequence[np.ndarray], k: int, dates: np.ndar
         dates: int [n_pop] issue date of each item, with `limit` int [N] each question's updt date: items issued
             later are skipped, unless a question would then get fewer than k (then its date filter is relaxed).
     Returns:
-        (int64 [N, k] positions, -1 where even the whole list is too short; bool [N] rows whose date filter was relaxed).
+        (int64 [N, k] positions, -1 where even the whole list is too short; bool [N] rows whose date filter was
+        relaxed).
     """
     max_seen = max((len(s) for s in seen), default=0)
 

@@ -21,8 +21,8 @@ from common.cli import check_flags, check_gpu, run_cli
 from data_loader.dumps import load_dumps
 from common.jsonio import InputError, load_json
 from data_loader.vocab import Vocab
-from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, ensemble_recommend, load_members,
-                                  to_records)
+from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, ensemble_recommend,
+                                  load_members, to_records)
 from trainer.device import pick_device
 
 FAR_FUTURE = "9999-12-31 23:59:59.999"  # updt_date of a question without one: no date filter

@@ -69,9 +69,9 @@ def _number(value: Any, where: str, positive: bool = False) -> float:
     positive one that float32 rounds to 0) would overflow or divide by zero there; NaN fails the range test."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= FLOAT32_MAX
     if not ok or (positive and np.float32(value) == 0):
+        floor = f", at least {FLOAT32_TINY:.6g}" if positive else ""
         raise InputError(f"{where}: expected a finite number {'> 0' if positive else '>= 0'} that float32 holds "
-                         f"(at most {FLOAT32_MAX:.6g}{', at least ' + format(FLOAT32_TINY, '.6g') if positive else ''}),"
-                         f" got {value!r}")
+                         f"(at most {FLOAT32_MAX:.6g}{floor}), got {value!r}")
     return float(value)
 
 

@@ -78,7 +78,8 @@ def bert_methods(dataset_dir: str, output_dir: str, question_path: Path, gpu: in
         if any(run in unusable for run in runs):
             return f"skipped: {next(unusable[run] for run in runs if run in unusable)}"
         subset = [members[run] for run in runs]
-        return lambda: to_records(q, ensemble_recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs), dumps.vocab)
+        return lambda: to_records(q, ensemble_recommend(subset, q, dumps.vocab, dumps.song_issue_dates, device, bs),
+                                  dumps.vocab)
 
     yield "bert_ensemble", method(RUNS)
     for run in RUNS:

@@ -1,4 +1,5 @@
-"""The Noam learning-rate schedule of "Attention Is All You Need", as both original trainers use it (docs/original.md 2.4).
+"""The Noam learning-rate schedule of "Attention Is All You Need", as both original trainers use it (docs/original.md
+2.4).
 
     lr(step) = d_model^-0.5 * min(step^-0.5, step * warmup^-1.5),   step = 1, 2, ...
 

@@ -48,8 +48,8 @@ def check_train_flags(flags: dict[str, Any], default_run: str) -> Path:
     check_gpu(f["gpu"])
     distributed.check_gpu_flag(f["gpu"])
     check_output_dir("output_dir", f["output_dir"])
-    return prepare_run_dir(run_dir(f["output_dir"], default_run, run_name=f["run_name"]), f["resume"], f["overwrite"], f,
-                           dry_run=not distributed.is_main_process())
+    return prepare_run_dir(run_dir(f["output_dir"], default_run, run_name=f["run_name"]), f["resume"], f["overwrite"],
+                           f, dry_run=not distributed.is_main_process())
 
 
 def recorded_flags(main: Callable[..., Any], default_run: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

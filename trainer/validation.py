@@ -1,10 +1,11 @@
-"""Validation during training (docs/original.md 2.4, 3.3, 3.4): arena nDCG on the local val questions; model 2's MLM check.
+"""Validation during training (docs/original.md 2.4, 3.3, 3.4): arena nDCG on the local val questions; model 2's MLM
+check.
 
 `validate` scores the questions the model answers (its `accepts` rule) against dataset/answers/val.json:
 songs = the top 10000 by sigmoid minus seen songs and songs issued after the playlist's updt_date, first 100 kept;
 tags = the top 30 minus seen tags, first 10 kept (equal logits in index order, as in the ensemble); decoded to raw
-ids and scored by common/metric.py's evaluate_from_data. It also reports a validation loss with question + answer items as
-targets (logged only, as in the original).
+ids and scored by common/metric.py's evaluate_from_data. It also reports a validation loss with question + answer
+items as targets (logged only, as in the original).
 Difference: where fewer than 100 songs / 10 tags survive the walk (tiny vocabularies, old playlists), the list is
 padded as the ensemble pads its answers (README): with the most popular vocabulary items that are not in it, not
 seen and, for songs, not issued after the playlist's date (that filter is dropped only if too few songs pass it).
