@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import json
 from array import array
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -156,8 +157,18 @@ def _read(path: Path, sep: str) -> tuple[_Columns, list[str]]:
     return cols, [h for h in header if h not in at_col]
 
 
-def playlists(cols: _Columns) -> tuple[list[dict], int]:
-    """(train.json records in playlist id order, interactions dropped as repeats)."""
+@dataclass
+class _Sorted:
+    """Each playlist's distinct items in order: playlist p holds items[bounds[p]:bounds[p + 1]]."""
+
+    items: np.ndarray  # int64 [T] item indexes, by playlist then position (or file order), repeats removed
+    bounds: np.ndarray  # int64 [P + 1]
+    latest: np.ndarray  # float64 [P] the largest timestamp of each playlist, NaN for none
+    repeats: int  # interactions dropped as repeats
+
+
+def sort_rows(cols: _Columns) -> _Sorted:
+    """Group the rows by playlist, order each playlist's items and drop the repeats (vectorised)."""
     pl = np.frombuffer(cols.playlist, dtype=np.int64)
     it = np.frombuffer(cols.item, dtype=np.int64)
     keys = (pl,) if not len(cols.position) else (np.frombuffer(cols.position, dtype=np.float64), pl)
@@ -165,21 +176,22 @@ def playlists(cols: _Columns) -> tuple[list[dict], int]:
     pl, it = pl[order], it[order]
     first = np.zeros(len(pl), bool)
     first[np.unique(pl * len(cols.items) + it, return_index=True)[1]] = True
-    repeats = int(len(pl) - first.sum())
-    pl, it = pl[first], it[first]
     n = len(cols.playlists)
-    bounds = np.searchsorted(pl, np.arange(n + 1))
     latest = np.full(n, np.nan)
     if len(cols.timestamp):
         ts = np.frombuffer(cols.timestamp, dtype=np.float64)
         np.fmax.at(latest, np.frombuffer(cols.playlist, dtype=np.int64), ts)  # fmax: a NaN (empty cell) loses
-    songs = it.tolist()
-    records = []
-    for p in range(n):
-        records.append({"tags": [], "id": p, "plylst_title": cols.titles.get(p, ""),
-                        "songs": songs[bounds[p]:bounds[p + 1]],
-                        "updt_date": NO_UPDT if np.isnan(latest[p]) else updt_of(latest[p])})
-    return records, repeats
+    return _Sorted(it[first], np.searchsorted(pl[first], np.arange(n + 1)), latest, int(len(pl) - first.sum()))
+
+
+def records(cols: _Columns, rows: _Sorted, start: int, stop: int) -> list[dict]:
+    """The train.json records of playlists start..stop-1 (made a chunk at a time: a list of all of them would hold
+    every item as a Python int)."""
+    songs = rows.items[rows.bounds[start]:rows.bounds[stop]].tolist()
+    offsets = (rows.bounds[start:stop + 1] - rows.bounds[start]).tolist()
+    return [{"tags": [], "id": p, "plylst_title": cols.titles.get(p, ""), "songs": songs[offsets[k]:offsets[k + 1]],
+             "updt_date": NO_UPDT if np.isnan(rows.latest[p]) else updt_of(rows.latest[p])}
+            for k, p in enumerate(range(start, stop))]
 
 
 def main(path: str, out_dir: str = "dataset", sep: str = "auto", force: bool = False) -> None:
@@ -198,23 +210,24 @@ def main(path: str, out_dir: str = "dataset", sep: str = "auto", force: bool = F
     check_replaceable("out_dir", [out / name for name in OUTPUTS], force)
     char = separator(sep, source)
     cols, unused = _read(source, char)
-    records, repeats = playlists(cols)
+    rows = sort_rows(cols)
+    n = len(cols.playlists)
     out.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temps(out):
         print(f"removed {stale}, left by a killed run")
     with owned_write(out / "train.json") as f:
         f.write(b"[")
-        for start in range(0, len(records), _CHUNK):
-            text = json.dumps(records[start:start + _CHUNK], ensure_ascii=False)[1:-1]
+        for start in range(0, n, _CHUNK):
+            text = json.dumps(records(cols, rows, start, min(start + _CHUNK, n)), ensure_ascii=False)[1:-1]
             f.write(((", " if start else "") + text).encode("utf-8"))
         f.write(b"]")
     write_owned_json(out / IDS_FILE, {"format": "interaction_ids/1", "playlists": cols.playlists,
                                       "items": cols.items})
     name = {v: k for k, v in SEPARATORS.items() if k != "\\t"}.get(char, repr(char))
-    print(f"imported {len(cols.playlist):,} interactions from {path} (separator: {name}): {len(records):,} "
+    print(f"imported {len(cols.playlist):,} interactions from {path} (separator: {name}): {n:,} "
           f"playlists, {len(cols.items):,} items, into {out}/train.json and {out}/{IDS_FILE}")
-    if repeats:
-        print(f"  {repeats:,} repeated item(s) inside a playlist were kept once")
+    if rows.repeats:
+        print(f"  {rows.repeats:,} repeated item(s) inside a playlist were kept once")
     if unused:
         print(f"  ignored column(s): {', '.join(unused)}")
 

@@ -116,3 +116,27 @@ def test_refuses_a_train_json_no_importer_wrote(tmp_path):
     assert (tmp_path / "out" / "train.json").read_text() == "[]"
     run(path, tmp_path / "out", force=True)
     run(path, tmp_path / "out")  # its own output: replaced freely
+
+
+def test_round_trip_of_the_melon_sample(tmp_path):
+    """The tiny sample's train.json written as shuffled interaction rows comes back with the same playlists."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from data_loader.make_sample_dataset import generate
+
+    train = generate("tiny", seed=0)["train.json"][:300]
+    rows = []
+    for p in train:
+        ts = int(datetime.strptime(p["updt_date"][:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+        rows += [(f"pl{p['id']}", f"s{s}", str(j), str(ts - j), p["plylst_title"] if j == 0 else "")
+                 for j, s in enumerate(p["songs"])]
+    rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))]
+    got, ids = run(write_rows(tmp_path / "in.tsv", rows, "\t"), tmp_path / "out")
+    item = {v: int(k[1:]) for k, v in ids["items"].items()}
+    by_name = {int(k[2:]): got[v] for k, v in ids["playlists"].items()}
+    for p in train:
+        r = by_name[p["id"]]
+        assert [item[s] for s in r["songs"]] == p["songs"]
+        assert (r["plylst_title"], r["updt_date"]) == (p["plylst_title"], p["updt_date"])
