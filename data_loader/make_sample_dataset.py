@@ -34,8 +34,12 @@ Only numpy and the standard library do the work. Presets: "demo" (seconds), "ful
 under a minute of CPU, ~2 GB peak) and "tiny" (for tests). In-process: `data = generate(preset, seed)` gives
 {file name: JSON-ready object} and `write(out_dir, data)` writes it.
 
+With --format=mpd the same sample is written in the Spotify Million Playlist Dataset's shape instead (slice files,
+challenge_set.json and its held-out tracks; data_loader/mpd_sample.py), for the importers of docs/own_data.md.
+
 Usage:
-    python data_loader/make_sample_dataset.py --out_dir=demo/dataset --preset=demo [--seed=0] [--force]
+    python data_loader/make_sample_dataset.py --out_dir=demo/dataset --preset=demo [--seed=0] [--force] \\
+        [--format=melon|mpd]
 """
 from __future__ import annotations
 
@@ -44,12 +48,14 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from common.cli import UsageError, check_output_dir, run_cli
 from common.jsonio import atomic_path, remove_stale_temps, sha256_file, write_json
+from data_loader.mpd_sample import file_names as mpd_file_names, to_mpd
 
 
 @dataclass(frozen=True)
@@ -568,6 +574,18 @@ def _questions(rng, playlists: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def generate(preset: str = "demo", seed: int = 0) -> dict[str, object]:
     """Build the whole dataset in memory: {relative file name: JSON-ready Python object}."""
+    return _generate(preset, seed)[0]
+
+
+def generate_mpd(preset: str = "demo", seed: int = 0) -> Iterator[tuple[str, object]]:
+    """The same sample in the Million Playlist Dataset's shape (data_loader/mpd_sample.py): the train playlists
+    as slice files, the whole val playlists as the challenge set; (file name, JSON-ready object), one at a time."""
+    data, val_playlists = _generate(preset, seed)
+    yield from to_mpd(data["train.json"], val_playlists, data["song_meta.json"], seed)
+
+
+def _generate(preset: str, seed: int) -> tuple[dict[str, object], list[dict]]:
+    """(generate's files, the whole val playlists before they were made questions)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     cfg = PRESETS[preset]
@@ -596,7 +614,7 @@ def generate(preset: str = "demo", seed: int = 0) -> dict[str, object]:
         "genre_gn_all.json": genre_table,
         "sample_answers/val.json": val_a,
         "sample_answers/test.json": test_a,
-    }
+    }, playlists[cfg.n_train : n_tv]
 
 
 MARKER = ".made_by_make_sample_dataset.json"  # in out_dir: what step 0 wrote there, with each file's sha256
@@ -630,15 +648,16 @@ def not_ours(out_dir: str, names: list[str]) -> list[str]:
     return foreign
 
 
-def write(out_dir: str, data: dict[str, object], marker: dict | None = None) -> None:
-    """Write every file of `data` under out_dir atomically (temp file in the same folder, then os.replace).
+def write(out_dir: str, data: Mapping[str, object] | Iterable[tuple[str, object]], marker: dict | None = None) -> None:
+    """Write every file of `data` ({name: object}, or (name, object) pairs made one at a time) under out_dir
+    atomically (temp file in the same folder, then os.replace).
 
     With `marker` ({"preset", "seed"}), also keep out_dir/MARKER listing the sha256 of each file written, so that
     a later run knows these files are its own. While a file is being replaced the marker lists both its old and
     new hash, so a run killed at any point leaves files that the marker still vouches for.
     """
     files = dict(read_marker(out_dir).get("files", {})) if marker is not None else {}
-    for name, obj in data.items():
+    for name, obj in data.items() if isinstance(data, Mapping) else data:
         path = os.path.join(out_dir, name)
         # dumps uses the C encoder (json.dump would use the slow Python one); generated data has no cycles
         text = json.dumps(obj, ensure_ascii=False, check_circular=False).encode("utf-8")
@@ -670,7 +689,11 @@ def playlist_stats(playlists: list[dict]) -> dict[str, float]:
     return {k: float(v) for k, v in stats.items()}
 
 
-def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0, force: bool = False) -> None:
+FORMATS = ("melon", "mpd")
+
+
+def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0, force: bool = False,
+         format: str = "melon") -> None:
     """Generate the sample dataset and write it into out_dir.
 
     Args:
@@ -679,23 +702,36 @@ def main(out_dir: str = "dataset", preset: str = "demo", seed: int = 0, force: b
         seed: random seed; the same seed gives byte-identical files.
         force: replace files of those names that this script did not write (or that were edited since); without
             it such files (real data?) make the run stop before any work. Its own files are always replaced.
+        format: "melon" (the Kakao Arena files above) or "mpd" (the same sample as Million Playlist Dataset slice
+            files, challenge_set.json and sample_answers/challenge_set.json: data_loader/mpd_sample.py).
     """
     if preset not in PRESETS:
         raise UsageError(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    if format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
     check_output_dir("out_dir", out_dir)
-    foreign = [] if force else not_ours(out_dir, OUTPUT_FILES)
+    names = list(OUTPUT_FILES) if format == "melon" else mpd_file_names(PRESETS[preset].n_train)
+    foreign = [] if force else not_ours(out_dir, names)
     if foreign:
-        raise UsageError(f"--out_dir={out_dir} already holds {', '.join(foreign)}, not written by this script or "
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise UsageError(f"--out_dir={out_dir} already holds {shown}, not written by this script or "
                          f"changed since (real data?); nothing was written: choose another --out_dir, or add "
                          f"--force to replace them")
-    for folder in {os.path.join(out_dir, os.path.dirname(name)) for name in OUTPUT_FILES}:
+    for folder in {os.path.join(out_dir, os.path.dirname(name)) for name in names}:
         for path in remove_stale_temps(folder):
             print(f"removed {path}, left by a killed run")
+    marker = {"written_by": "data_loader/make_sample_dataset.py", "preset": preset, "seed": seed}
+    if format == "mpd":
+        t0 = time.time()
+        write(out_dir, generate_mpd(preset, seed), marker=marker | {"format": "mpd"})
+        size = sum(os.path.getsize(os.path.join(out_dir, name)) for name in names) / 2**20
+        print(f"preset {preset}, seed {seed}: {len(names) - 2} slice file(s), challenge_set.json and "
+              f"sample_answers/challenge_set.json ({size:.1f} MiB) in {time.time() - t0:.1f}s to {out_dir}/")
+        return
     t0 = time.time()
     data = generate(preset, seed)
     t1 = time.time()
-    write(out_dir, data, marker={"written_by": "data_loader/make_sample_dataset.py", "preset": preset,
-                                 "seed": seed})
+    write(out_dir, data, marker=marker)
     t2 = time.time()
     print(f"preset {preset}, seed {seed}: generated in {t1 - t0:.1f}s, written in {t2 - t1:.1f}s to {out_dir}/")
     for name, obj in data.items():
