@@ -102,9 +102,11 @@ def chart(rows: list[tuple[str, dict, float]], path: Path, title: str) -> None:
     groups = ["overall", *QUESTION_TYPES]
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / max(len(rows), 1)
+    colours = plt.get_cmap("tab20" if len(rows) > 10 else "tab10")  # one colour per method, none repeated
     for i, (name, r, _) in enumerate(rows):
         values = [r["score"]] + [r.get("by_type", {}).get(t, {}).get("score", 0.0) for t in QUESTION_TYPES]
-        ax.bar([g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))], values, width, label=name)
+        ax.bar([g + (i - (len(rows) - 1) / 2) * width for g in range(len(groups))], values, width, label=name,
+               color=colours(i))
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel("score (0.85 song nDCG@100 + 0.15 tag nDCG@10)")
     ax.set_title(title, fontsize=10)
