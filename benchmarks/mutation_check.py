@@ -1,4 +1,4 @@
-"""Mutation check: does the test suite notice when the maths changes? (Not part of CI: about 4 minutes on 2 cores.)
+"""Mutation check: does the test suite notice when the maths changes? (Not part of CI: about 10 minutes on 2 cores.)
 
     python -m benchmarks.mutation_check [--only=ID,ID] [--full] [--jobs=1] [--timeout=900] [--list_only]
 

@@ -10,6 +10,7 @@ import inspect
 
 import pytest
 
+import evaluate
 import inference
 import train
 from baselines import implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
@@ -48,7 +49,9 @@ def test_model_specific_trainer_flags():
 
 
 def test_step_flags():
-    assert defaults(make_sample_dataset.main) == {"out_dir": "dataset", "preset": "demo", "seed": 0, "force": False}
+    assert defaults(make_sample_dataset.main) == {"out_dir": "dataset", "preset": "demo", "seed": 0, "force": False,
+                                                  "format": "melon"}
+    assert defaults(evaluate.evaluate) == {"question_fname": None, "metric": "arena", "song_meta": None}
     e = defaults(Ensemble.main)
     assert (e["bs"], e["title_importance"], e["title_tag_weight"], e["out_path"]) == \
         (128, 0.85, 0.8, "./reco_result/results.json")
