@@ -29,8 +29,8 @@ from pathlib import Path
 
 from common.cli import UsageError, check_output_dir, run_cli
 from common.jsonio import InputError, load_json, remove_stale_temps
-from data_loader.mpd_format import check_playlist, playlists_of, track_uris, updt_date, where
-from data_loader.mpd_uris import FILE_NAME as URIS_FILE, UriMaps, write_uri_maps
+from data_loader.mpd_format import check_playlist, playlists_of, updt_date, where
+from data_loader.mpd_uris import FILE_NAME as URIS_FILE, UriMaps, playlist_songs, write_uri_maps
 from data_loader.owned_files import check_replaceable, owned_write
 
 NO_DATE = "00010101"  # an issue date before every playlist: no date filter (module docstring)
@@ -75,24 +75,16 @@ def _import_slice(path: Path, maps: UriMaps, pids: set[int], meta: list[dict]) -
     for i, p in enumerate(playlists_of(load_json(path), str(path))):
         at = where(str(path), i, p)
         check_playlist(p, at, ("name", "modified_at"))
-        if p["pid"] in pids:
-            raise InputError(f"{at}: pid {p['pid']} is already the pid of an earlier playlist")
-        pids.add(p["pid"])
-        songs: dict[int, None] = {}
-        for j, t in enumerate(p["tracks"]):
-            track, artist, album = track_uris(t, at, j)
-            song, new = maps.add("songs", track)
-            if new:
-                meta.append({"id": song, "artist_id_basket": [maps.add("artists", artist)[0]],
-                             "album_id": maps.add("albums", album)[0], "issue_date": NO_DATE,
-                             "song_gn_gnr_basket": [], "song_gn_dtl_gnr_basket": [],
-                             "song_name": t.get("track_name", ""), "artist_name_basket": [t.get("artist_name", "")],
-                             "album_name": t.get("album_name", "")})
-            songs[song] = None
+        songs, new = playlist_songs(p, at, maps, pids)
+        for song, t, artist, album in new:
+            meta.append({"id": song, "artist_id_basket": [artist], "album_id": album, "issue_date": NO_DATE,
+                         "song_gn_gnr_basket": [], "song_gn_dtl_gnr_basket": [],
+                         "song_name": t.get("track_name", ""), "artist_name_basket": [t.get("artist_name", "")],
+                         "album_name": t.get("album_name", "")})
         repeats += len(p["tracks"]) - len(songs)
         updt = updt_date(p["modified_at"])
         latest = max(latest, updt)
-        records.append({"tags": [], "id": p["pid"], "plylst_title": p["name"], "songs": list(songs),
+        records.append({"tags": [], "id": p["pid"], "plylst_title": p["name"], "songs": songs,
                         "like_cnt": p.get("num_followers", 0), "updt_date": updt})
     return records, repeats, latest
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from common.cli import Input, check_output_file, run_cli, step_inputs
 from common.jsonio import InputError, load_json, remove_stale_temps
-from data_loader.mpd_format import check_playlist, playlists_of, track_uris, where
-from data_loader.mpd_uris import FILE_NAME as URIS_FILE, UriMaps, load_uri_maps, write_uri_maps
+from data_loader.mpd_format import check_playlist, playlists_of, where
+from data_loader.mpd_uris import FILE_NAME as URIS_FILE, UriMaps, load_uri_maps, playlist_songs, write_uri_maps
 from data_loader.owned_files import check_replaceable, write_owned_json
 from data_loader.schema import validate_playlists
 
@@ -38,18 +38,8 @@ def questions_of(playlists: list, path: str, maps: UriMaps) -> tuple[list[dict],
     for i, p in enumerate(playlists):
         at = where(path, i, p)
         check_playlist(p, at, ())
-        if p["pid"] in pids:
-            raise InputError(f"{at}: pid {p['pid']} is already the pid of an earlier playlist")
-        pids.add(p["pid"])
-        songs: dict[int, None] = {}
-        for j, t in enumerate(p["tracks"]):
-            track, artist, album = track_uris(t, at, j)
-            song, new = maps.add("songs", track)
-            if new:
-                maps.add("artists", artist)
-                maps.add("albums", album)
-            songs[song] = None
-        q = {"tags": [], "id": p["pid"], "plylst_title": p.get("name", ""), "songs": list(songs), "updt_date": updt}
+        songs, _ = playlist_songs(p, at, maps, pids)
+        q = {"tags": [], "id": p["pid"], "plylst_title": p.get("name", ""), "songs": songs, "updt_date": updt}
         q.update((k, p[k]) for k in ("num_samples", "num_holdouts") if k in p)
         questions.append(q)
     return questions, len(maps.songs) - before

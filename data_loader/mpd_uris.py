@@ -20,6 +20,7 @@ from operator import eq
 from pathlib import Path
 
 from common.jsonio import InputError, load_json
+from data_loader.mpd_format import track_uris
 from data_loader.owned_files import owned_write
 
 FORMAT = "mpd_uris/1"
@@ -84,3 +85,22 @@ def write_uri_maps(path: str | os.PathLike, maps: UriMaps) -> None:
                 first = False
             f.write(b"}")
         f.write(b"}")
+
+
+def playlist_songs(p: dict, at: str, maps: UriMaps,
+                   pids: set[int]) -> tuple[list[int], list[tuple[int, dict, int, int]]]:
+    """A checked MPD playlist's distinct song ids in track order (a repeated track counts once), new tracks mapped
+    to new ids; -> (song ids, [(song id, track record, artist id, album id)] of the tracks new to `maps`). A pid
+    already in `pids` is an error naming the playlist (`at`); the pid is added."""
+    if p["pid"] in pids:
+        raise InputError(f"{at}: pid {p['pid']} is already the pid of an earlier playlist")
+    pids.add(p["pid"])
+    songs: dict[int, None] = {}
+    new = []
+    for j, t in enumerate(p["tracks"]):
+        track, artist, album = track_uris(t, at, j)
+        song, is_new = maps.add("songs", track)
+        if is_new:
+            new.append((song, t, maps.add("artists", artist)[0], maps.add("albums", album)[0]))
+        songs[song] = None
+    return list(songs), new
