@@ -3,9 +3,11 @@ questions they were not fitted to (docs/hybrid.md describes the method).
 
     python -m predictor.search_weights [--dataset_dir=dataset] [--output_dir=output] \\
         [--members=songs_tags_artists,plylst_title,playlist_knn] [--fusion=exp] [--seed=0] [--seeds=0,1,2] \\
-        [--separate_tag_weights] [--compare] [--gpu=-1] [--bs=128]
+        [--separate_tag_weights] [--compare] [--feed=false] [--gpu=-1] [--bs=128]
 
-1. Every member's candidates for {dataset_dir}/questions/val.json, computed once.
+1. Every member's candidates for {dataset_dir}/questions/val.json, computed once (the rankers learning from
+   orig/train.json and the questions' visible parts; --feed=false: orig/train.json alone), each member's score
+   alone, and the share of the answer items within the members' reach (predictor/ceiling.py).
 2. The questions are split into two halves within each question type (numpy generator seeded --seed). The fusion is
    fitted on each half alone (the search is handed that half's answers and nothing else) and answers the other
    half; the two answered halves are written to {output_dir}/hybrid_heldout.json and scored by evaluate.py against
