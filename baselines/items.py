@@ -17,8 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.common import Ranked, popularity, to_results
-from common.arena import N_SONGS, N_TAGS
 from baselines.playlist_knn import Features
+from common.arena import N_SONGS, N_TAGS
 from data_loader.issue_dates import popularity_issue_dates
 from data_loader.playlists import updt_to_int
 from data_loader.title import normalise_title

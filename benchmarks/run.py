@@ -36,19 +36,18 @@ from typing import Any, Sequence
 
 import torch
 
-from reports import leaderboard
-from reports.curves import plot_runs
 from benchmarks.roofline import record_matmuls, time_matmuls
 from common.cli import UsageError, check_flags, check_gpu, run_cli
-from data_loader.dumps import Dumps, load_dumps
 from common.jsonio import InputError, atomic_write, load_json, write_json
+from common.metric import ResultsError, evaluate_from_data
+from data_loader.dumps import Dumps, load_dumps
 from data_loader.make_sample_dataset import MARKER, OUTPUT_FILES, PRESETS, not_ours
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
-from common.metric import ResultsError, evaluate_from_data
-from models import MODELS
-from models import RUNS
+from models import MODELS, RUNS
 from predictor.ensembling import run_ensemble
+from reports import leaderboard
+from reports.curves import plot_runs
 from trainer.checkpoint import save_checkpoint
 from trainer.device import pick_device
 

@@ -20,13 +20,13 @@ from typing import Iterator
 
 import numpy as np
 
-from data_loader.build_vocab import RECALL, build_vocab, flat_songs, sorted_unique
 from common.arena import QUESTION_TYPES, question_type
 from common.cli import check_output_dir, run_cli
+from common.jsonio import InputError, atomic_path, load_json, remove_stale_temps, sha256_file, write_json
+from data_loader.build_vocab import RECALL, build_vocab, flat_songs, sorted_unique
 from data_loader.dumps import DUMP_FORMAT_VERSION, dumps_dir
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
-from common.jsonio import InputError, atomic_path, load_json, remove_stale_temps, sha256_file, write_json
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import SPLIT_RATIO, SPLIT_SEED, group_sizes, seeded_split, split_paths, write_split
 from data_loader.title import SP_VOCAB_SIZE, load_sentencepiece, normalise_title, train_sentencepiece

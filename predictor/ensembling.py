@@ -32,11 +32,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from common.cli import check_flags, check_gpu, check_output_file, step_inputs
 from common.arena import N_SONGS, N_TAGS, SONG_CANDIDATES, TAG_CANDIDATES
+from common.cli import check_flags, check_gpu, check_output_file, step_inputs
+from common.jsonio import InputError, load_json, write_json
 from data_loader.dumps import Dumps, load_dumps, open_dumps
 from data_loader.encode import encode_playlists
-from common.jsonio import InputError, load_json, write_json
 from data_loader.playlists import CSR, Playlists
 from data_loader.schema import validate_playlists
 from data_loader.vocab import Vocab
@@ -353,9 +353,10 @@ def read_questions(path: str | Path, dumps: Dumps) -> tuple[list[dict], Playlist
 
 
 def run_ensemble(bs: int = 128, gpu: int | None = None, title_importance: float = TITLE_IMPORTANCE,
-        title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
-        out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset", output_dir: str = "output",
-        amp: bool = False, runs: Sequence[str] = RUNS, seeds: Sequence[int] | None = None) -> dict:
+                 title_tag_weight: float = TITLE_TAG_WEIGHT, question_path: str = "./dataset/val.json",
+                 out_path: str = "./reco_result/results.json", dataset_dir: str = "dataset",
+                 output_dir: str = "output", amp: bool = False, runs: Sequence[str] = RUNS,
+                 seeds: Sequence[int] | None = None) -> dict:
     """Recommend for a question file with the ensemble of the best checkpoints and write results.json.
 
     Args:

@@ -158,8 +158,8 @@ def fit_target(data: FitData, kind: str, tie_with: FitData | None = None) -> tup
     return fits[0], sum(score.values()) / max(len(data.types), 1), (fits[1] if tie_with is not None else None)
 
 
-def fit_fusion(pools: dict[str, Pool], types: np.ndarray, rows: np.ndarray, answers: Sequence[dict[str, list[int]]],
-        kind: str, tie: bool = False) -> dict[str, TargetFit]:
+def fit_fusion(pools: dict[str, Pool], types: np.ndarray, rows: np.ndarray,
+               answers: Sequence[dict[str, list[int]]], kind: str, tie: bool = False) -> dict[str, TargetFit]:
     """The fusion of both targets fitted on questions `rows` only; answers[i] is the answer of question rows[i]
     (item codes per target). The search is given nothing of any other question's answer."""
     if len(answers) != len(rows):

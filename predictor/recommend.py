@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 from common.cli import check_flags, check_gpu, run_cli
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError, load_json
+from data_loader.dumps import load_dumps
 from data_loader.vocab import Vocab
 from predictor.ensembling import (TITLE_IMPORTANCE, TITLE_TAG_WEIGHT, encode_questions, ensemble_recommend,
                                   load_members, to_records)

@@ -36,11 +36,9 @@ from common.jsonio import InputError, atomic_paths, load_json, sha256_file, writ
 from common.metric import ResultsError, evaluate_from_data
 from data_loader.split import split_paths
 from models import RUNS
-from predictor import fusion as fu
-from predictor import fusion_fit
-from predictor import weights_file as wf
-from predictor.ensembling import run_checkpoints
+from predictor import fusion as fu, fusion_fit, weights_file as wf
 from predictor.ceiling import pool_reach, reach_table
+from predictor.ensembling import run_checkpoints
 from predictor.members import (QuestionSet, known_members, load_bert_members, member_rankings, read_question_set,
                                unknown_member)
 from predictor.pool import Encoded, answer_codes, encode, fallback_lists, fused_records

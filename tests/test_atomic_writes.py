@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import trainer.checkpoint as checkpoint
 from common.jsonio import atomic_path, atomic_write, load_json, write_json
 from trainer.checkpoint import load_checkpoint, save_checkpoint
+import trainer.checkpoint as checkpoint
 
 OLD = b'{"old": "\xec\x9d\x8c\xec\x95\x85", "n": 1}'  # '{"old": "음악", "n": 1}' in UTF-8
 

@@ -24,10 +24,10 @@ import pytest
 from _references import normalise_title
 
 from baselines import genre_most_popular, most_popular, playlist_knn
-from reports import leaderboard
 from baselines.common import popularity, run_baseline, top_up
 from common.jsonio import InputError
 from common.metric import evaluate_from_data
+from reports import leaderboard
 
 N_THEMES, SONGS_PER_THEME, TAGS_PER_THEME = 8, 60, 6
 DATE = "2020-01-01 00:00:00.000"

@@ -20,9 +20,9 @@ from _references import ndcg
 
 from benchmarks import run
 from common.cli import UsageError
+from common.metric import evaluate_from_data
 from data_loader.dumps import load_dumps
 from data_loader.make_sample_dataset import MARKER, OUTPUT_FILES, generate, not_ours, write
-from common.metric import evaluate_from_data
 
 
 def rows(report: str, first_cell: str) -> list[list[str]]:

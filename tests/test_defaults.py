@@ -10,15 +10,15 @@ import inspect
 
 import pytest
 
-import evaluate
-import inference
-import train
 from baselines import implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
 from baselines.rankers import BASELINES, RANKERS
 from common import arena
 from data_loader import make_sample_dataset
+import evaluate
+import inference
 from models import MODELS, RUNS
 from predictor import Ensemble, fusion, fusion_fit, recommend, search_weights
+import train
 from trainer import plylst_title_model_trainer, songs_tags_artists_model_trainer
 
 

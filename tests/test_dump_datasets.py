@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from _fixtures import make_playlists, make_song_meta, write_json
 
+from common.jsonio import InputError
 from data_loader import dump_datasets
 from data_loader.build_vocab import build_vocab
 from data_loader.dumps import load_dumps
 from data_loader.encode import encode_playlists
 from data_loader.issue_dates import song_issue_dates
-from common.jsonio import InputError
 from data_loader.playlists import CSR, Playlists
 from data_loader.split import seeded_split
 from data_loader.title import MASK, PAD, SEP, SONGS_CLS, TAGS_CLS

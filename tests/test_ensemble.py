@@ -29,19 +29,19 @@ import pytest
 import torch
 from _references import ndcg, normalise_title, pad_from_popularity, walk
 
-import predictor.ensembling as ens
-from reports import leaderboard
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError
+from common.metric import evaluate_from_data
+from data_loader.dumps import load_dumps
 from data_loader.playlists import CSR, Playlists, updt_to_int
 from data_loader.title import load_sentencepiece, train_sentencepiece
 from data_loader.vocab import Vocab
-from common.metric import evaluate_from_data
 from evaluate import evaluate_files
 from models.base import PlaylistModel
 from predictor import Ensemble
 from predictor.blend import blend, fill_first_allowed
+import predictor.ensembling as ens
 from predictor.recommend import FAR_FUTURE, parse_questions
+from reports import leaderboard
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 
 S, T = 150, 30

@@ -24,17 +24,17 @@ import numpy as np
 import pytest
 
 from baselines import playlist_knn
-from reports import leaderboard
-from common.cli import UsageError
-from common.jsonio import InputError
 from baselines.common import fed_corpus
 from baselines.rankers import RANKERS
 from common.arena import QUESTION_TYPES, question_type
+from common.cli import UsageError
+from common.jsonio import InputError
 from common.metric import evaluate_from_data
 from data_loader.dumps import load_dumps
 from evaluate import evaluate_files
 from predictor import Ensemble, fusion, fusion_fit, members, search_weights, weights_file
 from predictor import pool as pooling
+from reports import leaderboard
 from test_baselines import planted, write_dataset
 
 MEMBERS = ["playlist_knn", "most_popular"]

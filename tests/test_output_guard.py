@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import inference
 from baselines import item_cf
 from common.cli import UsageError
 from data_loader import dump_datasets
 from data_loader.make_sample_dataset import generate, write
+import inference
 from predictor import Ensemble
 
 

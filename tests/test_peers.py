@@ -23,12 +23,12 @@ import pytest
 import scipy.sparse as sp
 
 from baselines import implicit_als, implicit_bm25, item_cf, most_popular, playlist_knn
-from reports import leaderboard
 from baselines.common import Ranked, drop_own_rows, fed_corpus, own_rows
 from baselines.item_cf import ItemCF
 from baselines.items import Items
 from baselines.rankers import RANKERS
 from common.metric import evaluate_from_data
+from reports import leaderboard
 from test_baselines import DATE, planted, write_dataset
 
 implicit = pytest.importorskip("implicit")

@@ -27,15 +27,15 @@ from pathlib import Path
 import pytest
 from _fixtures import make_playlists, make_song_meta, write_json
 
-from data_loader import dump_datasets
+from common.arena import QUESTION_TYPES, question_type
 from common.cli import UsageError
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError, remove_stale_temps, temp_owner
+from data_loader import dump_datasets
+from data_loader.dumps import load_dumps
 from data_loader.make_sample_dataset import generate, main as make_sample
 from data_loader.playlists import updt_to_int
 from data_loader.schema import validate_playlists, validate_song_meta
 from data_loader.split import group_sizes, seeded_split
-from common.arena import QUESTION_TYPES, question_type
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP0 = ["data_loader/make_sample_dataset.py"]

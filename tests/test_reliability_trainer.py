@@ -27,13 +27,13 @@ import numpy as np
 import pytest
 import torch
 
-from reports import leaderboard
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError
+from data_loader.dumps import load_dumps
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from data_loader.title import train_sentencepiece
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from predictor.ensembling import load_members
+from reports import leaderboard
 from trainer.adam_tf1 import AdamTF1
 from trainer.checkpoint import load_checkpoint, load_model
 from trainer.loop import Interrupted, Stage, TrainConfig, Trainer

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from data_loader.encode import artists_csr
 from data_loader.playlists import CSR, Playlists
 from data_loader.plylst_title_data import SEQ_LEN, TitleFinetuneData, TitleMLMData, mlm_validation_batches
-from data_loader.encode import artists_csr
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from data_loader.title import MASK, PAD, SEP, SONGS_CLS, TAGS_CLS
 from data_loader.vocab import Vocab

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-import predictor.ensembling as ens
-import train
 from common.cli import UsageError
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError
+from data_loader.dumps import load_dumps
 from models import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from predictor import Ensemble
+import predictor.ensembling as ens
+import train
 from test_ensemble import CPU, S, T, FixedItems, make_questions, make_vocab, members, random_case, reference
 from trainer.checkpoint import save_checkpoint
 

@@ -29,17 +29,17 @@ import pytest
 import torch
 from torch import nn
 
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError
+from data_loader.dumps import load_dumps
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.base import PlaylistModel
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.checkpoint import load_checkpoint, load_model
+from trainer.loop import Stage, TrainConfig, Trainer, early_stopping
 from trainer.noam import noam_lr, noam_scheduler
 from trainer.plylst_title_model_trainer import main as train_model2
-from trainer.loop import Stage, TrainConfig, Trainer, early_stopping
 from trainer.validation import validate, validate_mlm
 
 REPO = Path(__file__).resolve().parents[1]

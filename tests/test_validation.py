@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from _references import ndcg, pad_from_popularity, walk
 
-import trainer.validation as validation
-from data_loader.dumps import load_dumps
 from common.jsonio import InputError
+from data_loader.dumps import load_dumps
 from data_loader.playlists import CSR, Playlists
 from data_loader.vocab import Vocab
 from models.base import PlaylistModel
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
+import trainer.validation as validation
 
 CPU = torch.device("cpu")
 S, T = 10_100, 40  # more songs than the 10000-deep walk, more tags than the 30-deep one

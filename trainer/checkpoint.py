@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from data_loader.dumps import Dumps
 from common.jsonio import InputError, atomic_path
+from data_loader.dumps import Dumps
 from models.base import PlaylistModel
 
 REQUIRED_KEYS = ("model_name", "model_config", "model", "vocab_hash")

@@ -19,8 +19,8 @@ from data_loader.dumps import open_dumps
 from data_loader.plylst_title_data import TitleFinetuneData, TitleMLMData, mlm_validation_batches
 from models.plylst_title import PlylstTitleConfig, PlylstTitleModel
 from trainer.distributed import pick_rank_device
-from trainer.run_dir import check_train_flags, recorded_flags
 from trainer.loop import Stage, fit_run
+from trainer.run_dir import check_train_flags, recorded_flags
 from trainer.validation import validate, validate_mlm
 
 

@@ -16,8 +16,8 @@ from data_loader.dumps import open_dumps
 from data_loader.songs_tags_artists_data import SongsTagsArtistsData
 from models.songs_tags_artists import SongsTagsArtistsConfig, SongsTagsArtistsModel
 from trainer.distributed import pick_rank_device
-from trainer.run_dir import check_train_flags, recorded_flags
 from trainer.loop import Stage, fit_run
+from trainer.run_dir import check_train_flags, recorded_flags
 from trainer.validation import validate
 
 

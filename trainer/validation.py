@@ -21,13 +21,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from data_loader.dumps import Dumps
 from common.jsonio import InputError, load_json
+from common.metric import evaluate_from_data
+from data_loader.dumps import Dumps
 from data_loader.encode import artists_csr
 from data_loader.playlists import CSR, hstack, row_sets
 from data_loader.songs_tags_artists_data import coo
 from data_loader.vocab import Vocab
-from common.metric import evaluate_from_data
 from models.base import PlaylistModel
 from models.plylst_title import PlylstTitleModel
 from trainer.candidates import first_survivors, issue_date_banned
