@@ -44,18 +44,19 @@ Usage:
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from common.cli import UsageError, check_output_dir, run_cli
-from common.jsonio import atomic_path, remove_stale_temps, sha256_file, write_json
+from common.jsonio import atomic_path, remove_stale_temps
 from data_loader.mpd_sample import file_names as mpd_file_names, to_mpd
+from data_loader.owned_files import owned_write, unvouched
 
 
 @dataclass(frozen=True)
@@ -620,59 +621,33 @@ def _generate(preset: str, seed: int) -> tuple[dict[str, object], list[dict]]:
 MARKER = ".made_by_make_sample_dataset.json"  # in out_dir: what step 0 wrote there, with each file's sha256
 
 
-def read_marker(out_dir: str) -> dict:
-    """The marker's content ({"preset", "seed", "files": {name: [sha256, ...]}}), or {} when there is none."""
-    path = os.path.join(out_dir, MARKER)
-    try:
-        with open(path, "rb") as f:
-            marker = json.loads(f.read())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return marker if isinstance(marker, dict) and isinstance(marker.get("files"), dict) else {}
-
-
 def not_ours(out_dir: str, names: list[str]) -> list[str]:
     """Those of `names` that exist in out_dir but that step 0 did not write, or that changed since (their sha256
     is not one the marker lists): a user's data, which step 0 must not replace without --force."""
-    written = read_marker(out_dir).get("files", {})
-    foreign = []
-    for name in names:
-        path = os.path.join(out_dir, name)
-        if not os.path.lexists(path):
-            continue
-        if not os.path.isfile(path) or os.path.islink(path):
-            foreign.append(name)
-            continue
-        if sha256_file(path) not in written.get(name, ()):
-            foreign.append(name)
-    return foreign
+    return unvouched(Path(out_dir), names, MARKER)
 
 
 def write(out_dir: str, data: Mapping[str, object] | Iterable[tuple[str, object]], marker: dict | None = None) -> None:
     """Write every file of `data` ({name: object}, or (name, object) pairs made one at a time) under out_dir
     atomically (temp file in the same folder, then os.replace).
 
-    With `marker` ({"preset", "seed"}), also keep out_dir/MARKER listing the sha256 of each file written, so that
-    a later run knows these files are its own. While a file is being replaced the marker lists both its old and
-    new hash, so a run killed at any point leaves files that the marker still vouches for.
+    With `marker` ({"preset", "seed", ...}), also keep out_dir/MARKER listing the sha256 of each file written, so
+    that a later run knows these files are its own (data_loader/owned_files.py: while a file is being replaced the
+    marker lists both its old and new hash, so a run killed at any point leaves files it still vouches for).
     """
-    files = dict(read_marker(out_dir).get("files", {})) if marker is not None else {}
     for name, obj in data.items() if isinstance(data, Mapping) else data:
         path = os.path.join(out_dir, name)
         # dumps uses the C encoder (json.dump would use the slow Python one); generated data has no cycles
         text = json.dumps(obj, ensure_ascii=False, check_circular=False).encode("utf-8")
         if marker is not None:
-            digest = hashlib.sha256(text).hexdigest()
-            files[name] = list(dict.fromkeys([digest, *files.get(name, ())]))
-            write_json(os.path.join(out_dir, MARKER), {**marker, "files": files}, indent=1)
-            files[name] = [digest]
+            with owned_write(path, root=out_dir, marker=MARKER, header=marker) as f:
+                f.write(text)
+            continue
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-    if marker is not None:
-        write_json(os.path.join(out_dir, MARKER), {**marker, "files": files}, indent=1)
 
 
 def playlist_stats(playlists: list[dict]) -> dict[str, float]:
