@@ -96,7 +96,7 @@ def ideal_dcg(answers: Sequence[Sequence]) -> np.ndarray:
 # Checks
 
 
-def _is_int(x: Any) -> bool:
+def is_int(x: Any) -> bool:
     # numbers.Integral also admits numpy integers, which in-memory results from the predictor may hold.
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
@@ -113,7 +113,7 @@ def _index_playlists(playlists: Any, name: str) -> dict[Any, int]:
         if "id" not in p:
             raise ResultsError(f"{name}: record {index}: missing key 'id'")
         pid = p["id"]
-        if not _is_int(pid):
+        if not is_int(pid):
             raise ResultsError(f"{name}: record {index}: id {pid!r} is not an integer")
         where = f"{name}: record {index} (playlist id {pid})"
         for key in ("songs", "tags"):
@@ -129,7 +129,7 @@ def _index_playlists(playlists: Any, name: str) -> dict[Any, int]:
 
 # (key, size, the usual item type, full item check, what an item must be)
 _REC_LISTS: tuple[tuple[str, int, type, Callable[[Any], bool], str], ...] = (
-    ("songs", N_SONGS, int, _is_int, "an integer song id"),
+    ("songs", N_SONGS, int, is_int, "an integer song id"),
     ("tags", N_TAGS, str, lambda x: isinstance(x, str), "a string tag"),
 )
 

@@ -24,13 +24,12 @@ averages (evaluate.py --metric=mpd is its command line).
 """
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from common.metric import ResultsError
+from common.metric import ResultsError, is_int
 
 K = 500  # songs a recommendation holds in the challenge, and the metrics' cut-off
 PAGE = 10  # songs per page of Recommended Songs
@@ -152,10 +151,6 @@ def clicks(gt: Sequence[int], rec: Sequence[int]) -> float:
 # Files: checks and averages
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 def _index(playlists: Any, name: str, check_songs: bool) -> dict[int, int]:
     """{playlist id: record index} of a list of objects with an int id and a list of int songs (distinct when
     `check_songs`); a ResultsError names the file and the record."""
@@ -163,14 +158,14 @@ def _index(playlists: Any, name: str, check_songs: bool) -> dict[int, int]:
         raise ResultsError(f"{name}: expected a list of playlists, got {type(playlists).__name__}")
     index: dict[int, int] = {}
     for i, p in enumerate(playlists):
-        if not isinstance(p, dict) or "id" not in p or not _is_int(p["id"]):
+        if not isinstance(p, dict) or "id" not in p or not is_int(p["id"]):
             raise ResultsError(f"{name}: record {i}: expected an object with an integer 'id'")
         where = f"{name}: record {i} (playlist id {p['id']})"
         songs = p.get("songs")
         if not isinstance(songs, list):
             raise ResultsError(f"{where}: 'songs' must be a list")
         if not set(map(type, songs)) <= {int}:  # numpy ints pass too, from in-memory results
-            bad = next((s for s in songs if not _is_int(s)), None)
+            bad = next((s for s in songs if not is_int(s)), None)
             if bad is not None:
                 raise ResultsError(f"{where}: songs item {bad!r} is not an integer song id")
         if songs and min(songs) < 0:
@@ -192,12 +187,12 @@ def primary_artists(song_meta: Any, name: str = "song_meta") -> tuple[np.ndarray
         raise ResultsError(f"{name}: expected a list of songs, got {type(song_meta).__name__}")
     ids, artists = [], []
     for i, s in enumerate(song_meta):
-        if not isinstance(s, dict) or not _is_int(s.get("id")) or not isinstance(s.get("artist_id_basket"), list):
+        if not isinstance(s, dict) or not is_int(s.get("id")) or not isinstance(s.get("artist_id_basket"), list):
             raise ResultsError(f"{name}: record {i}: expected an object with an integer 'id' and an "
                                f"'artist_id_basket' list")
         basket = s["artist_id_basket"]
         if basket:
-            if not _is_int(basket[0]):
+            if not is_int(basket[0]):
                 raise ResultsError(f"{name}: record {i} (song id {s['id']}): artist {basket[0]!r} is not an integer")
             ids.append(s["id"])
             artists.append(basket[0])
