@@ -209,3 +209,22 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class JsonListWriter:
+    """Writes a JSON list to a binary file a chunk of records at a time, so that a large file never sits in memory
+    whole; the bytes are those of one json.dumps of the whole list (", " between records, UTF-8)."""
+
+    def __init__(self, f) -> None:
+        self._f = f
+        self._empty = True
+        f.write(b"[")
+
+    def extend(self, records: list) -> None:
+        if records:
+            text = json.dumps(records, ensure_ascii=False, check_circular=False)[1:-1]
+            self._f.write(((", " if not self._empty else "") + text).encode("utf-8"))
+            self._empty = False
+
+    def close(self) -> None:
+        self._f.write(b"]")

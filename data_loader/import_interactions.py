@@ -23,7 +23,6 @@ atomic and never replace a file the importers did not write (data_loader/owned_f
 from __future__ import annotations
 
 import csv
-import json
 from array import array
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import UsageError, check_output_dir, run_cli
-from common.jsonio import InputError, remove_stale_temps
+from common.jsonio import InputError, JsonListWriter, remove_stale_temps
 from data_loader.owned_files import check_replaceable, owned_write, write_owned_json
 
 REQUIRED = ("playlist_id", "item_id")
@@ -216,11 +215,10 @@ def main(path: str, out_dir: str = "dataset", sep: str = "auto", force: bool = F
     for stale in remove_stale_temps(out):
         print(f"removed {stale}, left by a killed run")
     with owned_write(out / "train.json") as f:
-        f.write(b"[")
+        train = JsonListWriter(f)
         for start in range(0, n, _CHUNK):
-            text = json.dumps(records(cols, rows, start, min(start + _CHUNK, n)), ensure_ascii=False)[1:-1]
-            f.write(((", " if start else "") + text).encode("utf-8"))
-        f.write(b"]")
+            train.extend(records(cols, rows, start, min(start + _CHUNK, n)))
+        train.close()
     write_owned_json(out / IDS_FILE, {"format": "interaction_ids/1", "playlists": cols.playlists,
                                       "items": cols.items})
     name = {v: k for k, v in SEPARATORS.items() if k != "\\t"}.get(char, repr(char))

@@ -22,13 +22,12 @@ the import with one error naming the slice file and the playlist (index and pid)
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
 from common.cli import UsageError, check_output_dir, run_cli
-from common.jsonio import InputError, load_json, remove_stale_temps
+from common.jsonio import InputError, JsonListWriter, load_json, remove_stale_temps
 from data_loader.mpd_format import check_playlist, playlists_of, updt_date, where
 from data_loader.mpd_uris import FILE_NAME as URIS_FILE, UriMaps, playlist_songs, write_uri_maps
 from data_loader.owned_files import check_replaceable, owned_write
@@ -47,25 +46,6 @@ def slice_files(folder: Path) -> list[Path]:
         return (0, int(m.group(1)), p.name) if m else (1, 0, p.name)
 
     return sorted(files, key=key)
-
-
-class _JsonListWriter:
-    """Writes a JSON list to a binary file a chunk of records at a time; the bytes are those of one json.dumps of the
-    whole list (", " between records)."""
-
-    def __init__(self, f) -> None:
-        self._f = f
-        self._empty = True
-        f.write(b"[")
-
-    def extend(self, records: list) -> None:
-        if records:
-            text = json.dumps(records, ensure_ascii=False, check_circular=False)[1:-1]
-            self._f.write(((", " if not self._empty else "") + text).encode("utf-8"))
-            self._empty = False
-
-    def close(self) -> None:
-        self._f.write(b"]")
 
 
 def _import_slice(path: Path, maps: UriMaps, pids: set[int], meta: list[dict]) -> tuple[list[dict], int, str]:
@@ -122,7 +102,7 @@ def main(slices: str, out_dir: str = "dataset", force: bool = False) -> None:
     n_playlists = repeats = 0
     start = time.perf_counter()
     with owned_write(out / "train.json") as train_file, owned_write(out / "song_meta.json") as meta_file:
-        train, song_meta = _JsonListWriter(train_file), _JsonListWriter(meta_file)
+        train, song_meta = JsonListWriter(train_file), JsonListWriter(meta_file)
         for k, path in enumerate(files, 1):
             meta: list[dict] = []
             records, dropped, latest = _import_slice(path, maps, pids, meta)
