@@ -226,8 +226,9 @@ def search_again(dataset_dir: str | Path, output_dir: str | Path) -> str:
 
 
 def check_split(w: Weights, dataset_dir: str | Path, output_dir: str | Path) -> None:
-    """Refuse to answer with weights searched on another split than {dataset_dir}/orig/train.json, the playlists
-    every ranker member and the popularity fallback read: the weights were fitted to those members' candidates."""
+    """Refuse to answer with weights searched on another split than {dataset_dir}/orig/train.json: the weights were
+    fitted to the candidates the ranker members and the popularity fallback gave from it (fed, with the questions'
+    visible parts)."""
     train = split_paths(dataset_dir)["orig_train"]
     if not train.is_file():
         raise InputError(f"{train}: not found; run step 1 (python data_loader/dump_datasets.py "
